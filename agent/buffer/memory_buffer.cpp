@@ -1,0 +1,207 @@
+#include "agent/buffer/memory_buffer.h"
+
+#include <algorithm>
+
+#include "ferry/log.h"
+#include "ferry/options.h"
+
+namespace ferry {
+
+MemoryBuffer::MemoryBuffer(BufferLimits limits, MetricsRegistry& metrics, const Clock& clock)
+    : limits_(limits),
+      metrics_(metrics),
+      clock_(clock),
+      drops_(metrics, clock),
+      bytes_gauge_(metrics.gauge("ferry_buffer_bytes", {}, "bytes held by the buffer")) {}
+
+MemoryBuffer::~MemoryBuffer() = default;
+
+Status MemoryBuffer::setOutputs(std::span<const std::string> outputs) {
+  std::lock_guard lock(mu_);
+  std::map<std::string, uint64_t, std::less<>> next;
+  for (const std::string& name : outputs) {
+    auto it = cursors_.find(name);
+    // A new output starts at the tail: it sees what is accepted from now on.
+    next[name] = it != cursors_.end() ? it->second : next_seq_ - 1;
+  }
+  cursors_ = std::move(next);
+  releaseLocked();
+  updateGaugesLocked();
+  return Status::ok();
+}
+
+void MemoryBuffer::dropFrontLocked(std::string_view reason) {
+  const BlockRef& b = log_.front();
+  drops_.drop(reason, b->records.size(),
+              reason == "max_age" ? "older than buffer.max_age" : "buffer.max_bytes reached");
+  bytes_ -= blockBytes(*b);
+  records_ -= b->records.size();
+  log_.pop_front();
+}
+
+void MemoryBuffer::expireLocked() {
+  if (limits_.max_age <= Duration::zero()) return;
+  const int64_t cutoff =
+      clock_.wallMs() - std::chrono::duration_cast<std::chrono::milliseconds>(limits_.max_age).count();
+  while (!log_.empty() && log_.front()->created_ms < cutoff) dropFrontLocked("max_age");
+}
+
+void MemoryBuffer::releaseLocked() {
+  if (cursors_.empty()) return;  // nobody reads yet: keep everything
+  uint64_t slowest = UINT64_MAX;
+  for (const auto& [name, c] : cursors_) slowest = std::min(slowest, c);
+  bool freed = false;
+  while (!log_.empty() && log_.front()->seq <= slowest) {
+    bytes_ -= blockBytes(*log_.front());
+    records_ -= log_.front()->records.size();
+    log_.pop_front();
+    freed = true;
+  }
+  if (freed) space_cv_.notify_all();
+}
+
+void MemoryBuffer::updateGaugesLocked() { bytes_gauge_.set(static_cast<double>(bytes_)); }
+
+Status MemoryBuffer::append(std::span<Block> blocks, Duration wait) {
+  uint64_t total = 0;
+  for (const Block& b : blocks) {
+    if (blockBytes(b) > limits_.max_bytes) {
+      return invalidArgument("a block of " + std::to_string(blockBytes(b)) +
+                             " bytes is larger than buffer.max_bytes");
+    }
+    total += blockBytes(b);
+  }
+  std::unique_lock lock(mu_);
+  expireLocked();
+  if (bytes_ + total > limits_.max_bytes) {
+    switch (limits_.when_full) {
+      case WhenFull::kBlock: {
+        // Waits are real time (condition variables); the injected clock only dates blocks.
+        const auto deadline = std::chrono::steady_clock::now() + wait;
+        while (bytes_ + total > limits_.max_bytes && !interrupted_) {
+          if (space_cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+        }
+        if (interrupted_) return cancelled("buffer is shutting down");
+        if (bytes_ + total > limits_.max_bytes) {
+          return resourceExhausted("buffer full (" + formatSize(limits_.max_bytes) + ")");
+        }
+        break;
+      }
+      case WhenFull::kDropOldest:
+        while (!log_.empty() && bytes_ + total > limits_.max_bytes) dropFrontLocked("drop_oldest");
+        break;
+      case WhenFull::kDropNewest: {
+        // Keep the incoming blocks that fit, in order; the rest are the newest data and go.
+        uint64_t room = limits_.max_bytes - std::min(bytes_, limits_.max_bytes);
+        uint64_t used = 0;
+        size_t fit = 0;
+        while (fit < blocks.size() && used + blockBytes(blocks[fit]) <= room) used += blockBytes(blocks[fit++]);
+        for (size_t i = fit; i < blocks.size(); ++i) {
+          drops_.drop("drop_newest", blocks[i].records.size(), "buffer.max_bytes reached");
+        }
+        blocks = blocks.first(fit);
+        total = used;
+        break;
+      }
+    }
+  }
+  for (Block& b : blocks) {
+    b.seq = next_seq_++;
+    bytes_ += blockBytes(b);
+    records_ += b.records.size();
+    log_.push_back(std::make_shared<const Block>(std::move(b)));
+  }
+  updateGaugesLocked();
+  lock.unlock();
+  data_cv_.notify_all();
+  return Status::ok();
+}
+
+Result<std::vector<BlockRef>> MemoryBuffer::read(std::string_view output, uint64_t after_seq,
+                                                 size_t max_blocks, Duration wait) {
+  std::unique_lock lock(mu_);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  for (;;) {
+    if (interrupted_) return cancelled("buffer is shutting down");
+    auto c = cursors_.find(output);
+    if (c == cursors_.end()) return notFound("output " + std::string(output) + " is not declared");
+    after_seq = std::max(after_seq, c->second);
+    auto it = std::upper_bound(log_.begin(), log_.end(), after_seq,
+                               [](uint64_t s, const BlockRef& b) { return s < b->seq; });
+    if (it != log_.end()) {
+      std::vector<BlockRef> out;
+      for (; it != log_.end() && out.size() < max_blocks; ++it) out.push_back(*it);
+      return out;
+    }
+    if (data_cv_.wait_until(lock, deadline) == std::cv_status::timeout) return std::vector<BlockRef>{};
+  }
+}
+
+Status MemoryBuffer::ack(std::string_view output, uint64_t seq) {
+  std::lock_guard lock(mu_);
+  auto c = cursors_.find(output);
+  if (c == cursors_.end()) return notFound("output " + std::string(output) + " is not declared");
+  if (seq <= c->second) return Status::ok();
+  if (seq >= next_seq_) return invalidArgument("ack of sequence " + std::to_string(seq) + " not yet written");
+  c->second = seq;
+  releaseLocked();
+  updateGaugesLocked();
+  return Status::ok();
+}
+
+uint64_t MemoryBuffer::cursor(std::string_view output) const {
+  std::lock_guard lock(mu_);
+  auto c = cursors_.find(output);
+  return c == cursors_.end() ? 0 : c->second;
+}
+
+BufferStats MemoryBuffer::stats() const {
+  std::lock_guard lock(mu_);
+  BufferStats s;
+  s.blocks = log_.size();
+  s.records = records_;
+  s.bytes = bytes_;
+  s.max_bytes = limits_.max_bytes;
+  s.next_seq = next_seq_;
+  for (const auto& [name, c] : cursors_) {
+    OutputBacklog o;
+    o.output = name;
+    o.cursor = c;
+    for (const BlockRef& b : log_) {
+      if (b->seq <= c) continue;
+      if (o.blocks == 0) o.oldest_ms = b->created_ms;
+      ++o.blocks;
+      o.records += b->records.size();
+      o.bytes += b->records.bytes();
+    }
+    s.outputs.push_back(std::move(o));
+  }
+  return s;
+}
+
+void MemoryBuffer::interrupt() {
+  {
+    std::lock_guard lock(mu_);
+    interrupted_ = true;
+  }
+  data_cv_.notify_all();
+  space_cv_.notify_all();
+}
+
+void MemoryBuffer::discardAtShutdown() {
+  std::lock_guard lock(mu_);
+  uint64_t slowest = UINT64_MAX;
+  for (const auto& [name, c] : cursors_) slowest = std::min(slowest, c);
+  uint64_t lost = 0;
+  for (const BlockRef& b : log_) {
+    if (b->seq > slowest) lost += b->records.size();
+  }
+  if (lost > 0) {
+    drops_.drop("shutdown", lost, "the memory buffer does not keep undelivered records across restarts");
+  }
+  log_.clear();
+  bytes_ = records_ = 0;
+  updateGaugesLocked();
+}
+
+}  // namespace ferry

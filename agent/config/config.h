@@ -1,0 +1,67 @@
+// The validated configuration the agent runs on.
+//
+// Produced only by the loader (agent/config/loader.h) after every check passed, so code
+// that receives a Config never re-validates. Value type; safe to copy between threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ferry/buffer.h"
+#include "ferry/log.h"
+#include "ferry/options.h"
+#include "ferry/plugin.h"
+
+namespace ferry {
+
+struct AgentSection {
+  std::string id;        // defaults to the hostname
+  std::string data_dir;  // state of the agent and its plugins
+};
+
+struct LogSection {
+  LogLevel level = LogLevel::kInfo;
+  LogFormat format = LogFormat::kText;
+};
+
+enum class BufferType { kMemory };
+
+struct BufferSection {
+  BufferType type = BufferType::kMemory;
+  uint64_t max_bytes = 0;
+  WhenFull when_full = WhenFull::kBlock;
+  Duration max_age{};  // zero: no age limit
+  // How the batcher cuts records into blocks: whichever limit is reached first.
+  uint64_t block_max_records = 0;
+  uint64_t block_max_bytes = 0;
+  Duration block_max_wait{};
+};
+
+// Sender-loop settings every output shares.
+struct RetrySection {
+  Duration initial_backoff{};
+  Duration max_backoff{};
+};
+
+struct PluginInstance {
+  const PluginDescriptor* descriptor = nullptr;
+  std::string name;
+  std::string stream;  // inputs: the stream their records belong to
+  std::string match;   // outputs: glob over stream names
+  RetrySection retry;  // outputs
+  Options options;     // plugin-specific keys, validated against descriptor->options
+};
+
+struct Config {
+  std::string source;    // file path, or "<embedded default>"
+  std::string hash;      // hex FNV-1a 64 of the document text, for reporting
+  uint64_t version = 0;  // remote config version; 0 for local files
+  AgentSection agent;
+  LogSection log;
+  BufferSection buffer;
+  std::vector<PluginInstance> inputs;
+  std::vector<PluginInstance> outputs;
+};
+
+}  // namespace ferry

@@ -1,0 +1,57 @@
+#include "agent/config/schema.h"
+
+namespace ferry {
+namespace {
+
+constexpr std::string_view kLevels[] = {"debug", "info", "warn", "error"};
+constexpr std::string_view kFormats[] = {"text", "json"};
+constexpr std::string_view kBufferTypes[] = {"memory"};
+constexpr std::string_view kWhenFull[] = {"block", "drop_oldest", "drop_newest"};
+
+const OptionSpec kAgent[] = {
+    {.key = "id", .type = OptionType::kString, .help = "agent id in lineage and topics; defaults to the hostname"},
+    {.key = "data_dir", .type = OptionType::kString, .default_value = "/var/lib/ferry",
+     .help = "directory for the agent's state"},
+};
+
+const OptionSpec kLog[] = {
+    {.key = "level", .type = OptionType::kEnum, .default_value = "info", .help = "lowest level written",
+     .choices = kLevels},
+    {.key = "format", .type = OptionType::kEnum, .default_value = "text",
+     .help = "text lines or JSON lines, on stderr", .choices = kFormats},
+};
+
+const OptionSpec kBlock[] = {
+    {.key = "max_records", .type = OptionType::kInt, .default_value = "10000",
+     .help = "a block is cut when it holds this many records"},
+    {.key = "max_bytes", .type = OptionType::kSize, .default_value = "256KiB",
+     .help = "a block is cut when its records reach this size"},
+    {.key = "max_wait", .type = OptionType::kDuration, .default_value = "50ms",
+     .help = "a block is cut at the latest this long after its first record"},
+};
+
+const OptionSpec kBuffer[] = {
+    {.key = "type", .type = OptionType::kEnum, .default_value = "memory",
+     .help = "memory: bounded, in RAM, lost on exit (undelivered records are counted)",
+     .choices = kBufferTypes},
+    {.key = "max_bytes", .type = OptionType::kSize, .default_value = "64MiB",
+     .help = "quota for the backlog (record bytes)"},
+    {.key = "when_full", .type = OptionType::kEnum, .default_value = "block",
+     .help = "block: inputs wait; drop_oldest / drop_newest: records are dropped and counted",
+     .choices = kWhenFull},
+    {.key = "max_age", .type = OptionType::kDuration, .default_value = "7d",
+     .help = "older records are dropped and counted"},
+    {.key = "block", .type = OptionType::kObject, .help = "how records are cut into blocks",
+     .fields = kBlock},
+};
+
+constexpr std::string_view kReserved[] = {"processors", "contracts", "control", "metrics"};
+
+}  // namespace
+
+std::span<const OptionSpec> agentSectionOptions() { return kAgent; }
+std::span<const OptionSpec> logSectionOptions() { return kLog; }
+std::span<const OptionSpec> bufferSectionOptions() { return kBuffer; }
+std::span<const std::string_view> reservedSections() { return kReserved; }
+
+}  // namespace ferry

@@ -1,0 +1,58 @@
+// The running agent: one buffer, and one generation of inputs, pipeline and senders
+// built from the current config.
+//
+// start() builds every plugin of a config before anything runs, so a factory error
+// leaves nothing half-started. reload() builds the new generation's plugins first; if
+// any fails the old generation keeps running untouched. Otherwise the old inputs stop,
+// what they emitted is flushed into the buffer, the old senders stop, and the new
+// generation starts on the same buffer: outputs that keep their name keep their
+// cursor. stop() follows the shutdown order of the contract: inputs, then the
+// pipeline's flush, then the outputs (which drain a memory buffer until the deadline).
+//
+// Thread-safety: all methods from the control thread (main / signal loop).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "agent/config/config.h"
+#include "ferry/buffer.h"
+#include "ferry/metrics.h"
+
+namespace ferry {
+
+class MemoryBuffer;
+
+class Agent {
+ public:
+  Agent(MetricsRegistry& metrics, const Clock& clock);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  Status start(const Config& config);
+  Status reload(const Config& config);
+  // Returns within about `deadline - now`; undelivered records of a memory buffer are
+  // counted as dropped (reason "shutdown").
+  void stop(SteadyTime deadline);
+
+  Buffer& buffer();
+  const Config& config() const { return config_; }
+
+ private:
+  struct Generation;
+  Result<std::unique_ptr<Generation>> build(const Config& config);
+  void launch(Generation& g);
+  void retire(Generation& g, SteadyTime deadline, bool drain);
+
+  MetricsRegistry& metrics_;
+  const Clock& clock_;
+  Config config_;
+  std::unique_ptr<MemoryBuffer> buffer_;
+  std::unique_ptr<Generation> current_;
+};
+
+// Applies the log section (level, format).
+void applyLogSection(const LogSection& log);
+
+}  // namespace ferry

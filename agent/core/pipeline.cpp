@@ -1,0 +1,215 @@
+#include "agent/core/pipeline.h"
+
+#include <algorithm>
+
+#include "ferry/log.h"
+
+namespace ferry {
+
+class Pipeline::InputEmitter final : public Emitter {
+ public:
+  InputEmitter(Pipeline& p, std::string input, std::string stream, Counter& records)
+      : pipeline_(p), input_(std::move(input)), stream_(std::move(stream)), records_(records) {}
+
+  Status emit(const RecordBatch& batch, std::string_view stream) override {
+    return pipeline_.emit(*this, batch, stream.empty() ? std::string_view(stream_) : stream);
+  }
+  bool stopping() const override {
+    std::lock_guard lock(pipeline_.mu_);
+    return pipeline_.inputs_stopping_;
+  }
+  bool waitFor(Duration d) override {
+    std::unique_lock lock(pipeline_.mu_);
+    pipeline_.stop_cv_.wait_for(lock, d, [&] { return pipeline_.inputs_stopping_; });
+    return pipeline_.inputs_stopping_;
+  }
+
+  Pipeline& pipeline_;
+  const std::string input_;
+  const std::string stream_;
+  Counter& records_;
+};
+
+Pipeline::Pipeline(Buffer& buffer, BatchingOptions options, std::string agent_id, uint64_t config_version,
+                   MetricsRegistry& metrics, const Clock& clock)
+    : buffer_(buffer),
+      options_([&] {
+        BatchingOptions o = options;
+        if (o.max_records == 0) o.max_records = 1;
+        if (o.max_bytes == 0) o.max_bytes = 1;
+        if (o.staging_max_bytes == 0) o.staging_max_bytes = std::max<uint64_t>(4 * o.max_bytes, 1 << 20);
+        return o;
+      }()),
+      agent_id_(std::move(agent_id)),
+      config_version_(config_version),
+      metrics_(metrics),
+      clock_(clock) {}
+
+Pipeline::~Pipeline() {
+  if (writer_.joinable()) flushAndStop(clock_.now());
+}
+
+Emitter& Pipeline::emitterFor(const std::string& input, const std::string& stream) {
+  Counter& c = metrics_.counter("ferry_input_records_total", {{"input", input}},
+                                "records accepted from each input");
+  emitters_.push_back(std::make_unique<InputEmitter>(*this, input, stream, c));
+  return *emitters_.back();
+}
+
+void Pipeline::start() { writer_ = std::thread([this] { writerLoop(); }); }
+
+void Pipeline::stopInputs() {
+  {
+    std::lock_guard lock(mu_);
+    inputs_stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  space_cv_.notify_all();
+}
+
+void Pipeline::cutLocked(OpenBlock& open) {
+  open.block.created_ms = clock_.wallMs();
+  Lineage lineage = open.block.lineage;
+  ready_.push_back(std::move(open.block));
+  open.block = Block{};
+  open.block.lineage = std::move(lineage);
+}
+
+Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_view stream) {
+  if (batch.empty()) return Status::ok();
+  std::unique_lock lock(mu_);
+  // Back-pressure: wait for the writer to drain the staging area.
+  space_cv_.wait(lock, [&] {
+    return inputs_stopping_ || staged_bytes_ == 0 || staged_bytes_ + batch.bytes() <= options_.staging_max_bytes;
+  });
+  if (inputs_stopping_) return cancelled("agent is stopping");
+
+  auto it = std::find_if(open_.begin(), open_.end(), [&](const OpenBlock& o) {
+    return o.block.lineage.input == from.input_ && o.block.lineage.stream == stream;
+  });
+  if (it == open_.end()) {
+    OpenBlock ob;
+    ob.block.lineage = Lineage{agent_id_, from.input_, std::string(stream), config_version_};
+    open_.push_back(std::move(ob));
+    it = std::prev(open_.end());
+  }
+  bool cut = false;
+  size_t i = 0;
+  while (i < batch.size()) {
+    OpenBlock& ob = *it;
+    RecordBatch& recs = ob.block.records;
+    if (recs.empty()) {
+      ob.first_record = clock_.now();
+      recs.reserve(std::min<uint64_t>(options_.max_records, batch.size() - i), 0);
+    }
+    // Take as many records as fit under both limits (at least one, so a record larger
+    // than max_bytes still travels, alone in its block).
+    size_t room = static_cast<size_t>(options_.max_records - recs.size());
+    size_t end = std::min(batch.size(), i + room);
+    while (end > i + 1 && recs.bytes() + batch.rangeBytes(i, end) > options_.max_bytes) {
+      // Binary search would be faster; batches larger than a block are rare.
+      end = i + std::max<size_t>(1, (end - i) / 2);
+    }
+    if (!recs.empty() && recs.bytes() + batch.rangeBytes(i, end) > options_.max_bytes) {
+      cutLocked(ob);
+      cut = true;
+      continue;
+    }
+    recs.appendRange(batch, i, end);
+    i = end;
+    if (recs.size() >= options_.max_records || recs.bytes() >= options_.max_bytes) {
+      cutLocked(ob);
+      cut = true;
+    }
+  }
+  staged_bytes_ += batch.bytes();
+  from.records_.add(batch.size());
+  lock.unlock();
+  // Wake the writer for a cut block, and for a new open block so it learns its max_wait
+  // (glibc's notify costs no syscall when nobody waits).
+  (void)cut;
+  writer_cv_.notify_one();
+  return Status::ok();
+}
+
+void Pipeline::writerLoop() {
+  std::vector<Block> work;
+  std::unique_lock lock(mu_);
+  for (;;) {
+    // Cut open blocks whose wait is over (all of them when stopping).
+    SteadyTime now = clock_.now();
+    SteadyTime next_wake = now + std::chrono::seconds(1);
+    for (auto it = open_.begin(); it != open_.end();) {
+      if (it->block.records.empty()) {
+        it = open_.erase(it);
+        continue;
+      }
+      SteadyTime due = it->first_record + options_.max_wait;
+      if (writer_stopping_ || due <= now) {
+        cutLocked(*it);
+        it = open_.erase(it);
+        continue;
+      }
+      next_wake = std::min(next_wake, due);
+      ++it;
+    }
+    if (ready_.empty()) {
+      if (writer_stopping_) break;
+      writer_cv_.wait_until(lock, next_wake);
+      continue;
+    }
+    work.clear();
+    while (!ready_.empty()) {
+      work.push_back(std::move(ready_.front()));
+      ready_.pop_front();
+    }
+    uint64_t bytes = 0;
+    uint64_t records = 0;
+    for (const Block& b : work) {
+      bytes += b.records.bytes();
+      records += b.records.size();
+    }
+    bool stopping = writer_stopping_;
+    SteadyTime deadline = flush_deadline_;
+    lock.unlock();
+
+    Status st = Status::ok();
+    for (;;) {
+      Duration wait = std::chrono::milliseconds(200);
+      if (stopping) wait = std::max(Duration::zero(), deadline - clock_.now());
+      st = buffer_.append(work, wait);
+      if (st.isOk() || !st.retryable() || stopping) break;
+      lock.lock();
+      stopping = writer_stopping_;
+      deadline = flush_deadline_;
+      lock.unlock();
+    }
+    lock.lock();
+    if (!st.isOk()) {
+      // Only at shutdown (buffer still full at the deadline) or on a broken buffer.
+      shutdown_dropped_ += records;
+      logError("pipeline", "could not store ", records, " records: ", st.toString());
+      metrics_.counter("ferry_dropped_records_total", {{"reason", stopping ? "shutdown" : "buffer_error"}})
+          .add(records);
+    }
+    staged_bytes_ -= std::min(staged_bytes_, bytes);
+    space_cv_.notify_all();
+  }
+}
+
+uint64_t Pipeline::flushAndStop(SteadyTime deadline) {
+  {
+    std::lock_guard lock(mu_);
+    inputs_stopping_ = true;
+    writer_stopping_ = true;
+    flush_deadline_ = deadline;
+  }
+  stop_cv_.notify_all();
+  space_cv_.notify_all();
+  writer_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+  std::lock_guard lock(mu_);
+  return shutdown_dropped_;
+}
+
+}  // namespace ferry

@@ -1,0 +1,97 @@
+// The batcher and the writer: inputs' record batches in, sealed blocks into the buffer.
+//
+// Each input gets an Emitter (emitterFor). emit() copies the batch into the open block
+// of its (input, stream) with one memcpy per batch; a block is cut when it reaches
+// max_records or max_bytes, or max_wait after its first record. One writer thread hands
+// cut blocks to Buffer::append in groups (one call per wake-up, so many inputs share one
+// buffer write). Staged bytes (open and cut blocks not yet appended) are capped; when
+// the cap is reached emit() waits: that is how a full buffer (when_full: block) pushes
+// back to inputs.
+//
+// Thread-safety: emitters are called from input threads; start/stop from the control
+// thread. One mutex guards the staging area; it is taken once per emitted batch.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/config/config.h"
+#include "ferry/buffer.h"
+#include "ferry/input.h"
+#include "ferry/metrics.h"
+
+namespace ferry {
+
+struct BatchingOptions {
+  uint64_t max_records = 10000;
+  uint64_t max_bytes = 256 << 10;
+  Duration max_wait = std::chrono::milliseconds(50);
+  // Staging cap; 0 means 4 blocks' worth (at least 1 MiB).
+  uint64_t staging_max_bytes = 0;
+};
+
+class Pipeline {
+ public:
+  Pipeline(Buffer& buffer, BatchingOptions options, std::string agent_id, uint64_t config_version,
+           MetricsRegistry& metrics, const Clock& clock);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Control thread, before start(). The emitter lives as long as the pipeline.
+  Emitter& emitterFor(const std::string& input, const std::string& stream);
+
+  // Starts the writer thread.
+  void start();
+
+  // Makes every emitter report stopping(): blocked emit() calls return kCancelled and
+  // waitFor() returns at once. Inputs then finish and their threads are joined by the caller.
+  void stopInputs();
+
+  // After the inputs stopped: cuts the open blocks, appends everything staged, and stops
+  // the writer. What cannot be appended before `deadline` (buffer full) is counted as
+  // dropped (reason "shutdown") and logged. Returns the number of records dropped so.
+  uint64_t flushAndStop(SteadyTime deadline);
+
+ private:
+  class InputEmitter;
+  struct OpenBlock {
+    Block block;
+    SteadyTime first_record{};
+  };
+
+  Status emit(InputEmitter& from, const RecordBatch& batch, std::string_view stream);
+  void cutLocked(OpenBlock& open);
+  void writerLoop();
+
+  Buffer& buffer_;
+  const BatchingOptions options_;
+  const std::string agent_id_;
+  const uint64_t config_version_;
+  MetricsRegistry& metrics_;
+  const Clock& clock_;
+
+  std::list<std::unique_ptr<InputEmitter>> emitters_;
+
+  std::mutex mu_;
+  std::condition_variable writer_cv_;  // work for the writer
+  std::condition_variable space_cv_;   // room for emitters
+  std::condition_variable stop_cv_;    // emitters' waitFor()
+  std::list<OpenBlock> open_;          // one per (input, stream) with records
+  std::deque<Block> ready_;            // cut, waiting for the writer
+  uint64_t staged_bytes_ = 0;
+  bool inputs_stopping_ = false;
+  bool writer_stopping_ = false;
+  SteadyTime flush_deadline_{};
+  uint64_t shutdown_dropped_ = 0;
+  std::thread writer_;
+};
+
+}  // namespace ferry

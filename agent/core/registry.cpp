@@ -1,0 +1,92 @@
+#include "agent/core/registry.h"
+
+#include <sstream>
+
+namespace ferry {
+
+std::string_view pluginKindName(PluginKind kind) {
+  return kind == PluginKind::kInput ? "input" : "output";
+}
+
+namespace {
+const OptionSpec kCommonInput[] = {
+    {.key = "name", .type = OptionType::kString,
+     .help = "instance name, unique among inputs; defaults to the type"},
+    {.key = "type", .type = OptionType::kString, .help = "plugin name", .required = true},
+    {.key = "stream", .type = OptionType::kString,
+     .help = "stream the records belong to; defaults to the input's name"},
+};
+const OptionSpec kRetry[] = {
+    {.key = "initial_backoff", .type = OptionType::kDuration, .default_value = "1s",
+     .help = "wait after the first failed send"},
+    {.key = "max_backoff", .type = OptionType::kDuration, .default_value = "60s",
+     .help = "cap of the exponential backoff (full jitter is applied below the cap)"},
+};
+const OptionSpec kCommonOutput[] = {
+    {.key = "name", .type = OptionType::kString,
+     .help = "instance name, unique among outputs; defaults to the type"},
+    {.key = "type", .type = OptionType::kString, .help = "plugin name", .required = true},
+    {.key = "match", .type = OptionType::kString, .default_value = "*",
+     .help = "glob over stream names; only matching streams are sent"},
+    {.key = "retry", .type = OptionType::kObject, .help = "backoff between failed sends",
+     .fields = kRetry},
+};
+
+void describeOptions(std::ostringstream& os, std::span<const OptionSpec> specs, int indent,
+                     std::string_view prefix) {
+  for (const OptionSpec& o : specs) {
+    os << std::string(indent, ' ') << prefix << o.key << " (" << optionTypeName(o.type);
+    if (o.type == OptionType::kEnum) {
+      os << ":";
+      for (size_t i = 0; i < o.choices.size(); ++i) os << (i ? "|" : " ") << o.choices[i];
+    }
+    os << ")";
+    if (o.required) os << " required";
+    if (!o.default_value.empty()) os << " default " << o.default_value;
+    if (o.secret) os << " secret";
+    os << "\n" << std::string(indent + 4, ' ') << o.help << "\n";
+    if (o.type == OptionType::kObject) {
+      describeOptions(os, o.fields, indent + 2, std::string(prefix) + std::string(o.key) + ".");
+    }
+  }
+}
+}  // namespace
+
+std::span<const OptionSpec> commonInputOptions() { return kCommonInput; }
+std::span<const OptionSpec> commonOutputOptions() { return kCommonOutput; }
+
+PluginRegistry::PluginRegistry(std::span<const PluginDescriptor* const> plugins) : plugins_(plugins) {}
+
+const PluginDescriptor* PluginRegistry::find(PluginKind kind, std::string_view name) const {
+  for (const PluginDescriptor* d : plugins_) {
+    if (d->kind == kind && d->name == name) return d;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> PluginRegistry::names(PluginKind kind) const {
+  std::vector<std::string> out;
+  for (const PluginDescriptor* d : plugins_) {
+    if (d->kind == kind) out.emplace_back(d->name);
+  }
+  return out;
+}
+
+std::string PluginRegistry::describe() const {
+  std::ostringstream os;
+  for (PluginKind kind : {PluginKind::kInput, PluginKind::kOutput}) {
+    os << (kind == PluginKind::kInput ? "Inputs" : "Outputs") << " (common keys:";
+    for (const OptionSpec& o : kind == PluginKind::kInput ? commonInputOptions() : commonOutputOptions()) {
+      os << " " << o.key;
+    }
+    os << ")\n";
+    for (const PluginDescriptor* d : plugins_) {
+      if (d->kind != kind) continue;
+      os << "  " << d->name << " - " << d->summary << "\n";
+      describeOptions(os, d->options, 4, "");
+    }
+  }
+  return os.str();
+}
+
+}  // namespace ferry

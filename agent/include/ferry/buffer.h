@@ -1,0 +1,86 @@
+// The buffer: one append-only log of blocks plus one cursor per output.
+//
+// The writer (one thread) appends sealed blocks; each output's sender reads blocks after
+// its own read position and acks them when delivered. A block is released when every
+// output's cursor has passed it. Outputs added to the config start at the tail of the
+// log (they see data accepted from then on); outputs removed from the config stop
+// holding data back. Neither changes the others' cursors.
+//
+// Bounds: `max_bytes` with a when_full policy and `max_age`. Every record dropped by a
+// bound is counted in ferry_dropped_records_total{reason} (drop_oldest, drop_newest,
+// max_age) and logged at most once a minute.
+//
+// Implementations: MemoryBuffer (agent/buffer/memory_buffer.h, `buffer.type: memory`).
+// Only the buffer knows its storage.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ferry/clock.h"
+#include "ferry/record.h"
+#include "ferry/status.h"
+
+namespace ferry {
+
+enum class WhenFull { kBlock, kDropOldest, kDropNewest };
+bool parseWhenFull(std::string_view text, WhenFull* out);
+
+struct OutputBacklog {
+  std::string output;
+  uint64_t cursor = 0;   // last acked sequence
+  uint64_t blocks = 0;   // blocks after the cursor
+  uint64_t records = 0;  // records after the cursor
+  uint64_t bytes = 0;    // record bytes after the cursor
+  int64_t oldest_ms = 0; // created_ms of the oldest unacked block; 0 when none
+};
+
+struct BufferStats {
+  uint64_t blocks = 0;
+  uint64_t records = 0;
+  uint64_t bytes = 0;  // counted against max_bytes
+  uint64_t max_bytes = 0;
+  uint64_t next_seq = 0;
+  std::vector<OutputBacklog> outputs;
+};
+
+using BlockRef = std::shared_ptr<const Block>;
+
+class Buffer {
+ public:
+  virtual ~Buffer() = default;
+
+  // Control thread. Declares the current outputs (see the header comment). Idempotent.
+  virtual Status setOutputs(std::span<const std::string> outputs) = 0;
+
+  // Writer thread only. Numbers `blocks` in order (sets Block::seq) and stores them.
+  // when_full=block: waits up to `wait` for room, then returns kResourceExhausted and
+  // stores nothing. drop_oldest / drop_newest: makes room by dropping, counted, and
+  // returns OK. A single block larger than max_bytes is an kInvalidArgument error.
+  // The blocks' contents are moved out on success.
+  virtual Status append(std::span<Block> blocks, Duration wait) = 0;
+
+  // Sender thread of `output`. Up to `max_blocks` blocks with seq > after_seq, oldest
+  // first; waits up to `wait` when there are none (returns an empty vector then).
+  // kNotFound if `output` is not declared; kCancelled after interrupt().
+  virtual Result<std::vector<BlockRef>> read(std::string_view output, uint64_t after_seq,
+                                             size_t max_blocks, Duration wait) = 0;
+
+  // Sender thread of `output`: every block of `output` up to `seq` is done (delivered
+  // or dead-lettered). Acks lower than the cursor are ignored.
+  virtual Status ack(std::string_view output, uint64_t seq) = 0;
+
+  // Last acked sequence of `output` (0 when none or unknown).
+  virtual uint64_t cursor(std::string_view output) const = 0;
+
+  virtual BufferStats stats() const = 0;
+
+  // Any thread: makes blocked append()/read() calls return kCancelled, now and later.
+  virtual void interrupt() = 0;
+};
+
+}  // namespace ferry

@@ -1,0 +1,100 @@
+// Typed option tables and the validated values built from them.
+//
+// Every configurable thing (a core section, a plugin) declares its keys as a table of
+// OptionSpec: type, default, help, required. The config loader checks a document
+// against the table (unknown keys, wrong types, bad durations/sizes, missing required
+// keys are errors naming file, line and key path) and produces an Options value from
+// which factories read typed values without further checking. `ferry plugins` prints
+// the same tables, so the docs and the validation never disagree.
+//
+// Thread-safety: specs are immutable constants; Options is a value type.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "ferry/clock.h"
+
+namespace ferry {
+
+enum class OptionType {
+  kString,
+  kInt,         // signed 64-bit
+  kBool,
+  kDouble,
+  kDuration,    // "250ms", "30s", "5m", "2h", "7d"
+  kSize,        // "512", "64KiB", "1GiB", "10MB"
+  kEnum,        // one of `choices`
+  kStringList,  // list of strings
+  kObject,      // nested table described by `fields`
+};
+
+std::string_view optionTypeName(OptionType type);
+
+struct OptionSpec {
+  std::string_view key;
+  OptionType type = OptionType::kString;
+  std::string_view default_value;  // in config syntax; empty: no default
+  std::string_view help;
+  bool required = false;
+  bool secret = false;  // never logged or printed; registered with the log scrubber
+  std::span<const std::string_view> choices = {};  // kEnum
+  std::span<const OptionSpec> fields = {};         // kObject
+};
+
+// Where a value came from, for error messages raised after validation.
+struct SourceLocation {
+  std::string file;
+  int line = 0;         // 1-based; 0 when unknown (e.g. a default)
+  std::string path;     // key path, e.g. "inputs[1].paths"
+
+  // "file:line: path" (parts that are unknown are left out).
+  std::string describe() const;
+};
+
+using OptionValue = std::variant<std::monostate, std::string, int64_t, bool, double, Duration,
+                                 uint64_t /* size in bytes */, std::vector<std::string>>;
+
+// Validated values of one table. Nested objects are flattened to dotted keys
+// ("compression.level"). Getters return the value or its declared default; reading a key
+// of the wrong type or a key not in the table is a programming error (asserts in debug,
+// returns an empty value in release).
+class Options {
+ public:
+  void set(std::string key, OptionValue value, SourceLocation where);
+
+  bool has(std::string_view key) const;  // set explicitly or by a default
+  const std::string& getString(std::string_view key) const;
+  int64_t getInt(std::string_view key) const;
+  bool getBool(std::string_view key) const;
+  double getDouble(std::string_view key) const;
+  Duration getDuration(std::string_view key) const;
+  uint64_t getSize(std::string_view key) const;
+  const std::vector<std::string>& getStringList(std::string_view key) const;
+
+  // Location of a key (or of the table itself for ""), for factory errors.
+  SourceLocation where(std::string_view key) const;
+  void setLocation(SourceLocation where) { self_ = std::move(where); }
+
+  const std::map<std::string, OptionValue, std::less<>>& values() const { return values_; }
+
+ private:
+  const OptionValue* find(std::string_view key) const;
+  std::map<std::string, OptionValue, std::less<>> values_;
+  std::map<std::string, SourceLocation, std::less<>> where_;
+  SourceLocation self_;
+};
+
+// Parsers shared by the loader, the CLI and tests. They accept the config syntax.
+bool parseDuration(std::string_view text, Duration* out);
+bool parseSize(std::string_view text, uint64_t* out);
+std::string formatDuration(Duration d);
+std::string formatSize(uint64_t bytes);
+
+}  // namespace ferry

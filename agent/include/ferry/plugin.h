@@ -1,0 +1,49 @@
+// Plugin descriptors: what a plugin is called, which options it takes, how to build it.
+//
+// Each plugin directory (plugins/<kind>/<name>/) defines one descriptor function; CMake
+// generates the table of built-in descriptors from the enabled plugins (see
+// agent/core/registry.h). Factories run on the control thread, after the options were
+// validated against `options`; they check what the table cannot express (a glob that
+// does not compile, a directory that cannot be created) and return an error naming the
+// key's location (Options::where).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "ferry/clock.h"
+#include "ferry/input.h"
+#include "ferry/metrics.h"
+#include "ferry/options.h"
+#include "ferry/output.h"
+#include "ferry/status.h"
+
+namespace ferry {
+
+enum class PluginKind { kInput, kOutput };
+std::string_view pluginKindName(PluginKind kind);
+
+// What the core gives a plugin at construction. References outlive the plugin.
+struct PluginContext {
+  std::string agent_id;
+  std::string name;      // the instance name from the config (inputs[].name / outputs[].name)
+  std::string data_dir;  // agent.data_dir; a plugin may keep state under <data_dir>/<kind>/<name>
+  const Clock* clock = nullptr;
+  MetricsRegistry* metrics = nullptr;
+};
+
+using InputFactory = Result<std::unique_ptr<Input>> (*)(const PluginContext&, const Options&);
+using OutputFactory = Result<std::unique_ptr<Output>> (*)(const PluginContext&, const Options&);
+
+struct PluginDescriptor {
+  PluginKind kind = PluginKind::kInput;
+  std::string_view name;     // the `type:` value in the config
+  std::string_view summary;  // one line for `ferry plugins`
+  std::span<const OptionSpec> options;  // plugin-specific keys (common keys are the core's)
+  InputFactory make_input = nullptr;    // set for inputs
+  OutputFactory make_output = nullptr;  // set for outputs
+};
+
+}  // namespace ferry

@@ -1,0 +1,645 @@
+#include "plugins/inputs/sysmetrics/sysmetrics.h"
+
+#include <fcntl.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <system_error>
+#include <utility>
+
+#include "ferry/log.h"
+
+namespace ferry {
+namespace {
+
+constexpr std::string_view kGroupNames[kMetricGroupCount] = {"cpu",     "memory", "disk",
+                                                             "network", "load",   "uptime"};
+
+constexpr Duration kMinInterval = std::chrono::milliseconds(100);
+
+// Proc files are a few KiB (/proc/stat grows with the number of CPUs and interrupts); the
+// cap only stops a proc_root pointing at something that is not procfs from eating memory.
+constexpr size_t kMinReadChunk = 4096;
+constexpr size_t kMaxFileBytes = 4 << 20;
+
+constexpr OptionSpec kOptions[] = {
+    {.key = "interval",
+     .type = OptionType::kDuration,
+     .default_value = "10s",
+     .help = "time between two samples; at least 100ms"},
+    {.key = "collect",
+     .type = OptionType::kStringList,
+     .default_value = "[cpu, memory, disk, network, load, uptime]",
+     .help = "metric groups to sample, any of: cpu, memory, disk, network, load, uptime",
+     .choices = kGroupNames},
+    {.key = "disks",
+     .type = OptionType::kStringList,
+     .default_value = "[/]",
+     .help = "mount points the disk group reports (absolute paths, read with statvfs)"},
+    {.key = "interfaces",
+     .type = OptionType::kStringList,
+     .default_value = "[]",
+     .help = "network interfaces the network group reports; empty: every interface but lo"},
+    {.key = "proc_root",
+     .type = OptionType::kString,
+     .default_value = "/proc",
+     .help = "where procfs is mounted, e.g. the host's /proc bind-mounted into a container"},
+};
+
+// "file:line: path" of `key`, falling back to the bare key so a message always names it.
+std::string locate(const Options& opts, std::string_view key, int index = -1) {
+  SourceLocation loc = opts.where(key);
+  if (loc.path.empty()) loc.path = std::string(key);
+  if (index >= 0) loc.path += "[" + std::to_string(index) + "]";
+  return loc.describe();
+}
+
+std::string validGroupList() {
+  std::string s;
+  for (std::string_view name : kGroupNames) {
+    if (!s.empty()) s += ", ";
+    s += name;
+  }
+  return s;
+}
+
+// ---- Parsing helpers (no allocation; views into the read buffer) ----
+
+std::string_view nextLine(std::string_view* rest) {
+  const size_t nl = rest->find('\n');
+  std::string_view line = rest->substr(0, nl);
+  *rest = nl == std::string_view::npos ? std::string_view() : rest->substr(nl + 1);
+  return line;
+}
+
+void skipBlanks(std::string_view* s) {
+  while (!s->empty() && (s->front() == ' ' || s->front() == '\t')) s->remove_prefix(1);
+}
+
+std::string_view trim(std::string_view s) {
+  skipBlanks(&s);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Parses the next whitespace-separated number and consumes it. from_chars is used for
+// doubles too because it ignores the locale (strtod would read "0,52" under de_DE).
+template <typename T>
+bool parseNumber(std::string_view* s, T* out) {
+  skipBlanks(s);
+  if (s->empty()) return false;
+  const auto [ptr, ec] = std::from_chars(s->data(), s->data() + s->size(), *out);
+  if (ec != std::errc()) return false;
+  s->remove_prefix(static_cast<size_t>(ptr - s->data()));
+  return true;
+}
+
+Status badFormat(const std::string& path, std::string_view what) {
+  std::string m = path;
+  m += ": unexpected format (";
+  m += what;
+  m += ")";
+  return Status(StatusCode::kIoError, std::move(m));
+}
+
+// ---- JSON writing helpers (append into the batch arena) ----
+
+// Appends `s` as a JSON string literal. Quotes, backslashes and control characters are
+// escaped; bytes that are not valid UTF-8 (mount paths and interface names are arbitrary
+// bytes) become U+FFFD so the record stays valid JSON.
+void appendJsonString(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
+        default:
+          if (c < 0x20) {
+            out += "\\u00";
+            out.push_back(kHex[c >> 4]);
+            out.push_back(kHex[c & 0xf]);
+          } else {
+            out.push_back(static_cast<char>(c));
+          }
+      }
+      ++i;
+      continue;
+    }
+    // Length of the sequence and the allowed range of its second byte (RFC 3629 table),
+    // which rules out overlong forms, surrogates and code points above U+10FFFF.
+    size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+      len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      len = 3;
+      if (c == 0xe0) lo = 0xa0;
+      if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      len = 4;
+      if (c == 0xf0) lo = 0x90;
+      if (c == 0xf4) hi = 0x8f;
+    }
+    bool valid = len != 0 && i + len <= s.size();
+    for (size_t k = 1; valid && k < len; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      valid = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xbf);
+    }
+    if (valid) {
+      out.append(s.substr(i, len));
+      i += len;
+    } else {
+      out += "\\ufffd";
+      ++i;
+    }
+  }
+  out.push_back('"');
+}
+
+void appendKey(std::string& out, std::string_view key) {
+  out += ",\"";
+  out += key;
+  out += "\":";
+}
+
+void appendUint(std::string& out, std::string_view key, uint64_t v) {
+  appendKey(out, key);
+  char buf[24];
+  const auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  (void)ec;  // 24 bytes always fit a uint64_t
+  out.append(buf, ptr);
+}
+
+// Two decimals, as every percentage and load average is reported. JSON has no NaN/Inf.
+void appendFixed2(std::string& out, std::string_view key, double v) {
+  appendKey(out, key);
+  if (!std::isfinite(v)) v = 0;
+  if (v == 0) v = 0;  // turns -0 into 0: "-0.00" would look like a bug
+  char buf[48];
+  const int n = std::snprintf(buf, sizeof buf, "%.2f", v);
+  out.append(buf, static_cast<size_t>(std::clamp(n, 0, static_cast<int>(sizeof buf) - 1)));
+}
+
+double percent(double part, double whole) {
+  if (whole <= 0) return 0;
+  return std::clamp(100.0 * part / whole, 0.0, 100.0);
+}
+
+// Counter delta that treats a counter going backwards (CPU hot-unplug, iowait, which the
+// kernel does not keep monotonic) as "no time passed" instead of wrapping around.
+uint64_t delta(uint64_t now, uint64_t before) { return now > before ? now - before : 0; }
+
+std::string stripTrailingSlashes(std::string s) {
+  while (!s.empty() && s.back() == '/') s.pop_back();
+  return s;
+}
+
+Result<std::unique_ptr<Input>> makeSysmetricsInput(const PluginContext& ctx, const Options& opts) {
+  Result<SysmetricsSettings> settings = SysmetricsSettings::fromOptions(opts);
+  if (!settings.isOk()) return settings.status();
+  const Clock& clock = ctx.clock != nullptr ? *ctx.clock : systemClock();
+  return std::unique_ptr<Input>(std::make_unique<SysmetricsInput>(std::move(settings).value(),
+                                                                  ctx.name, ctx.agent_id, clock));
+}
+
+}  // namespace
+
+std::string_view metricGroupName(MetricGroup group) {
+  return kGroupNames[static_cast<size_t>(group)];
+}
+
+Result<SysmetricsSettings> SysmetricsSettings::fromOptions(const Options& opts) {
+  SysmetricsSettings s;
+
+  // has() tells "not set" (take the default) from an explicit "0s" (rejected below).
+  if (opts.has("interval")) {
+    const Duration d = opts.getDuration("interval");
+    if (d < kMinInterval) {
+      return invalidArgument(locate(opts, "interval") + ": interval " + formatDuration(d) +
+                             " is below the minimum of " + formatDuration(kMinInterval));
+    }
+    s.interval = d;
+  }
+
+  const std::vector<std::string>& collect = opts.getStringList("collect");
+  if (!collect.empty()) {
+    s.groups.fill(false);
+    for (size_t i = 0; i < collect.size(); ++i) {
+      const auto* it = std::find(std::begin(kGroupNames), std::end(kGroupNames), collect[i]);
+      if (it == std::end(kGroupNames)) {
+        return invalidArgument(locate(opts, "collect", static_cast<int>(i)) +
+                               ": unknown metric group \"" + collect[i] +
+                               "\" in collect; valid groups: " + validGroupList());
+      }
+      s.groups[static_cast<size_t>(it - std::begin(kGroupNames))] = true;
+    }
+  }
+
+  const std::vector<std::string>& disks = opts.getStringList("disks");
+  if (!disks.empty()) {
+    for (size_t i = 0; i < disks.size(); ++i) {
+      // statvfs of a relative path would depend on the agent's working directory.
+      if (disks[i].empty() || disks[i].front() != '/') {
+        return invalidArgument(locate(opts, "disks", static_cast<int>(i)) + ": \"" + disks[i] +
+                               "\" is not an absolute mount point path");
+      }
+    }
+    s.disks = disks;
+  }
+
+  for (const std::string& name : opts.getStringList("interfaces")) {
+    if (!name.empty()) s.interfaces.push_back(name);
+  }
+
+  const std::string& proc_root = opts.getString("proc_root");
+  if (!proc_root.empty()) s.proc_root = proc_root;
+  return s;
+}
+
+SysmetricsInput::SysmetricsInput(SysmetricsSettings settings, std::string instance,
+                                 std::string_view agent_id, const Clock& clock)
+    : settings_(std::move(settings)), instance_(std::move(instance)), clock_(clock) {
+  appendJsonString(agent_json_, agent_id);
+  const std::string root = stripTrailingSlashes(settings_.proc_root);
+  stat_path_ = root + "/stat";
+  meminfo_path_ = root + "/meminfo";
+  netdev_path_ = root + "/net/dev";
+  loadavg_path_ = root + "/loadavg";
+  uptime_path_ = root + "/uptime";
+  disk_failing_.assign(settings_.disks.size(), 0);
+  // Enough for a typical host's records so that even the first collect rarely grows it.
+  batch_.reserve(16 + settings_.disks.size(), 4096);
+  file_buf_.reserve(16 * 1024);
+}
+
+Status SysmetricsInput::collect(Emitter& emitter) {
+  batch_.clear();
+  // One timestamp for the whole sample: records of a collect describe the same moment.
+  const int64_t ms = clock_.wallMs();
+  int64_t secs = ms / 1000;
+  int64_t millis = ms % 1000;
+  if (millis < 0) {
+    millis += 1000;
+    --secs;
+  }
+  const std::time_t t = static_cast<std::time_t>(secs);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  const int n = std::snprintf(ts_, sizeof ts_, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                              tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                              tm.tm_sec, static_cast<int>(millis));
+  ts_len_ = static_cast<size_t>(std::clamp(n, 0, static_cast<int>(sizeof ts_) - 1));
+
+  bool any_ok = false;
+  auto run = [&](MetricGroup group, Status (SysmetricsInput::*fn)()) {
+    if (!settings_.groups[static_cast<size_t>(group)]) return;
+    Status st = (this->*fn)();
+    noteGroup(group, st);
+    any_ok = any_ok || st.isOk();
+  };
+  run(MetricGroup::kCpu, &SysmetricsInput::collectCpu);
+  run(MetricGroup::kMemory, &SysmetricsInput::collectMemory);
+  if (settings_.groups[static_cast<size_t>(MetricGroup::kDisk)]) {
+    // Per-mount failures are logged by collectDisks itself.
+    any_ok = collectDisks() || any_ok;
+  }
+  run(MetricGroup::kNetwork, &SysmetricsInput::collectNetwork);
+  run(MetricGroup::kLoad, &SysmetricsInput::collectLoad);
+  run(MetricGroup::kUptime, &SysmetricsInput::collectUptime);
+
+  if (!any_ok) {
+    return Status(StatusCode::kIoError,
+                  "no metric group could be collected (the reasons were logged as warnings)");
+  }
+  // A selected network group with no matching interface is not an error, just no records.
+  if (batch_.empty()) return Status::ok();
+  // Not accepted (buffer full, or stopping): the sample is dropped, see the header.
+  return emitter.emit(batch_);
+}
+
+Status SysmetricsInput::readFile(const std::string& path) {
+  file_buf_.clear();
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errnoStatus("cannot open " + path, errno);
+  // Proc files report size 0, so read until EOF into the reused buffer, growing it
+  // (once, in practice) when a file is larger than anything read before.
+  file_buf_.resize(std::max(file_buf_.capacity(), kMinReadChunk));
+  size_t len = 0;
+  Status st;
+  for (;;) {
+    if (len == file_buf_.size()) {
+      if (len >= kMaxFileBytes) {
+        st = badFormat(path, "larger than 4 MiB");
+        break;
+      }
+      file_buf_.resize(len * 2);
+    }
+    const ssize_t r = ::read(fd, file_buf_.data() + len, file_buf_.size() - len);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      st = errnoStatus("cannot read " + path, errno);
+      break;
+    }
+    if (r == 0) break;
+    len += static_cast<size_t>(r);
+  }
+  ::close(fd);
+  file_buf_.resize(st.isOk() ? len : 0);
+  return st;
+}
+
+void SysmetricsInput::beginRecord(std::string_view group) {
+  std::string& out = batch_.mutableData();
+  out += "{\"ts\":\"";
+  out.append(ts_, ts_len_);
+  out += "\",\"agent\":";
+  out += agent_json_;
+  out += ",\"metric\":\"";
+  out += group;
+  out += '"';
+}
+
+void SysmetricsInput::endRecord() {
+  batch_.mutableData().push_back('}');
+  batch_.commitRecord();
+}
+
+void SysmetricsInput::noteGroup(MetricGroup group, const Status& status) {
+  bool& failing = group_failing_[static_cast<size_t>(group)];
+  if (!status.isOk()) {
+    if (!failing) {
+      logWarn("input", instance_, ": skipping ", metricGroupName(group),
+              " metrics: ", status.message(), " (not logged again until it works)");
+    }
+    failing = true;
+  } else if (failing) {
+    logInfo("input", instance_, ": ", metricGroupName(group), " metrics are readable again");
+    failing = false;
+  }
+}
+
+Status SysmetricsInput::collectCpu() {
+  FERRY_RETURN_IF_ERROR(readFile(stat_path_));
+  CpuTimes cur;
+  bool found = false;
+  uint64_t cores = 0;
+  std::string_view rest = file_buf_;
+  while (!rest.empty()) {
+    std::string_view line = nextLine(&rest);
+    if (!line.starts_with("cpu")) {
+      // The cpu lines come first; the intr line after them can be kilobytes long.
+      if (found) break;
+      continue;
+    }
+    line.remove_prefix(3);
+    if (!line.empty() && line.front() >= '0' && line.front() <= '9') {
+      ++cores;  // one "cpuN" line per online CPU
+      continue;
+    }
+    // user nice system idle iowait irq softirq steal [guest guest_nice]; kernels before
+    // 2.6.x had only the first four.
+    uint64_t v[8] = {};
+    size_t n = 0;
+    while (n < 8 && parseNumber(&line, &v[n])) ++n;
+    if (n < 4) return badFormat(stat_path_, "short cpu line");
+    cur = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+    found = true;
+  }
+  if (!found) return badFormat(stat_path_, "no cpu line");
+
+  const uint64_t user = delta(cur.user, prev_cpu_.user) + delta(cur.nice, prev_cpu_.nice);
+  const uint64_t system = delta(cur.system, prev_cpu_.system) + delta(cur.irq, prev_cpu_.irq) +
+                          delta(cur.softirq, prev_cpu_.softirq);
+  const uint64_t idle = delta(cur.idle, prev_cpu_.idle);
+  const uint64_t iowait = delta(cur.iowait, prev_cpu_.iowait);
+  const uint64_t steal = delta(cur.steal, prev_cpu_.steal);
+  const uint64_t total = user + system + idle + iowait + steal;
+  prev_cpu_ = cur;
+  // Two reads within one clock tick carry no information: repeat the last figures rather
+  // than report a host that is neither busy nor idle.
+  if (total > 0 || !have_cpu_pct_) {
+    const auto t = static_cast<double>(total);
+    last_cpu_.usage = percent(static_cast<double>(user + system + steal), t);
+    last_cpu_.user = percent(static_cast<double>(user), t);
+    last_cpu_.system = percent(static_cast<double>(system), t);
+    last_cpu_.iowait = percent(static_cast<double>(iowait), t);
+    last_cpu_.idle = percent(static_cast<double>(idle), t);
+    have_cpu_pct_ = true;
+  }
+
+  std::string& out = batch_.mutableData();
+  beginRecord("cpu");
+  appendFixed2(out, "usage_pct", last_cpu_.usage);
+  appendFixed2(out, "user_pct", last_cpu_.user);
+  appendFixed2(out, "system_pct", last_cpu_.system);
+  appendFixed2(out, "iowait_pct", last_cpu_.iowait);
+  appendFixed2(out, "idle_pct", last_cpu_.idle);
+  appendUint(out, "cores", cores);
+  endRecord();
+  return Status::ok();
+}
+
+Status SysmetricsInput::collectMemory() {
+  FERRY_RETURN_IF_ERROR(readFile(meminfo_path_));
+  // Values in kB; -1 marks "line absent".
+  int64_t total = -1, available = -1, mem_free = -1, buffers = 0, cached = 0, swap_total = 0,
+          swap_free = 0;
+  const struct {
+    std::string_view key;
+    int64_t* slot;
+  } fields[] = {{"MemTotal", &total},    {"MemAvailable", &available}, {"MemFree", &mem_free},
+                {"Buffers", &buffers},   {"Cached", &cached},          {"SwapTotal", &swap_total},
+                {"SwapFree", &swap_free}};
+  std::string_view rest = file_buf_;
+  while (!rest.empty()) {
+    std::string_view line = nextLine(&rest);
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos) continue;
+    const std::string_view key = line.substr(0, colon);
+    int64_t* slot = nullptr;
+    for (const auto& f : fields) {
+      if (f.key == key) slot = f.slot;
+    }
+    if (slot == nullptr) continue;
+    std::string_view value = line.substr(colon + 1);
+    if (!parseNumber(&value, slot) || *slot < 0) return badFormat(meminfo_path_, key);
+  }
+  if (total < 0) return badFormat(meminfo_path_, "no MemTotal");
+  if (available < 0) {
+    // Kernels before 3.14 have no MemAvailable; free + buffers + page cache is the
+    // estimate `free` used then.
+    if (mem_free < 0) return badFormat(meminfo_path_, "neither MemAvailable nor MemFree");
+    available = std::min(total, mem_free + buffers + cached);
+  }
+  const auto kib = [](int64_t v) { return static_cast<uint64_t>(v) * 1024; };
+
+  std::string& out = batch_.mutableData();
+  beginRecord("memory");
+  appendUint(out, "total_bytes", kib(total));
+  appendUint(out, "available_bytes", kib(available));
+  appendFixed2(
+      out, "used_pct",
+      percent(static_cast<double>(total - std::min(available, total)), static_cast<double>(total)));
+  appendUint(out, "swap_total_bytes", kib(swap_total));
+  appendUint(out, "swap_free_bytes", kib(swap_free));
+  endRecord();
+  return Status::ok();
+}
+
+bool SysmetricsInput::collectDisks() {
+  bool any = false;
+  std::string& out = batch_.mutableData();
+  for (size_t i = 0; i < settings_.disks.size(); ++i) {
+    const std::string& mount = settings_.disks[i];
+    struct statvfs st {};
+    if (::statvfs(mount.c_str(), &st) != 0) {
+      const int err = errno;
+      if (disk_failing_[i] == 0) {
+        logWarn("input", instance_, ": skipping disk ", mount, ": ",
+                errnoStatus("statvfs", err).message(), " (not logged again until it works)");
+      }
+      disk_failing_[i] = 1;
+      continue;
+    }
+    if (disk_failing_[i] != 0) {
+      logInfo("input", instance_, ": disk ", mount, " is readable again");
+      disk_failing_[i] = 0;
+    }
+    const uint64_t frsize = st.f_frsize != 0 ? st.f_frsize : st.f_bsize;
+    const uint64_t total = static_cast<uint64_t>(st.f_blocks) * frsize;
+    const uint64_t free_bytes = static_cast<uint64_t>(st.f_bfree) * frsize;
+    const uint64_t avail = static_cast<uint64_t>(st.f_bavail) * frsize;
+    const uint64_t used = total > free_bytes ? total - free_bytes : 0;
+
+    beginRecord("disk");
+    appendKey(out, "mount");
+    appendJsonString(out, mount);
+    appendUint(out, "total_bytes", total);
+    appendUint(out, "free_bytes", free_bytes);
+    appendUint(out, "avail_bytes", avail);
+    // As df computes Use%: blocks reserved for root count neither as used nor as available.
+    appendFixed2(out, "used_pct",
+                 percent(static_cast<double>(used), static_cast<double>(used + avail)));
+    endRecord();
+    any = true;
+  }
+  return any;
+}
+
+Status SysmetricsInput::collectNetwork() {
+  FERRY_RETURN_IF_ERROR(readFile(netdev_path_));
+  std::string& out = batch_.mutableData();
+  std::string_view rest = file_buf_;
+  while (!rest.empty()) {
+    const std::string_view line = nextLine(&rest);
+    // The two header lines contain '|'; interface names contain neither '|' nor ':'.
+    const size_t colon = line.find(':');
+    if (colon == std::string_view::npos || line.find('|') != std::string_view::npos) continue;
+    const std::string_view name = trim(line.substr(0, colon));
+    if (name.empty()) continue;
+    if (settings_.interfaces.empty()) {
+      if (name == "lo") continue;
+    } else if (std::find(settings_.interfaces.begin(), settings_.interfaces.end(), name) ==
+               settings_.interfaces.end()) {
+      continue;
+    }
+    // Receive: bytes packets errs drop fifo frame compressed multicast;
+    // transmit: bytes packets errs drop fifo colls carrier compressed.
+    uint64_t v[16] = {};
+    std::string_view numbers = line.substr(colon + 1);
+    size_t n = 0;
+    while (n < 16 && parseNumber(&numbers, &v[n])) ++n;
+    if (n < 12) continue;  // a torn or foreign line: skip it, keep the other interfaces
+
+    beginRecord("network");
+    appendKey(out, "interface");
+    appendJsonString(out, name);
+    appendUint(out, "rx_bytes", v[0]);
+    appendUint(out, "tx_bytes", v[8]);
+    appendUint(out, "rx_packets", v[1]);
+    appendUint(out, "tx_packets", v[9]);
+    appendUint(out, "rx_errors", v[2]);
+    appendUint(out, "tx_errors", v[10]);
+    appendUint(out, "rx_dropped", v[3]);
+    appendUint(out, "tx_dropped", v[11]);
+    endRecord();
+  }
+  return Status::ok();
+}
+
+Status SysmetricsInput::collectLoad() {
+  FERRY_RETURN_IF_ERROR(readFile(loadavg_path_));
+  std::string_view rest = file_buf_;
+  double load[3] = {};
+  for (double& l : load) {
+    if (!parseNumber(&rest, &l) || !std::isfinite(l) || l < 0) {
+      return badFormat(loadavg_path_, "expected three load averages");
+    }
+  }
+  std::string& out = batch_.mutableData();
+  beginRecord("load");
+  appendFixed2(out, "load1", load[0]);
+  appendFixed2(out, "load5", load[1]);
+  appendFixed2(out, "load15", load[2]);
+  endRecord();
+  return Status::ok();
+}
+
+Status SysmetricsInput::collectUptime() {
+  FERRY_RETURN_IF_ERROR(readFile(uptime_path_));
+  std::string_view rest = file_buf_;
+  double uptime = 0;
+  if (!parseNumber(&rest, &uptime) || !std::isfinite(uptime) || uptime < 0 || uptime > 1e15) {
+    return badFormat(uptime_path_, "expected seconds since boot");
+  }
+  std::string& out = batch_.mutableData();
+  beginRecord("uptime");
+  appendUint(out, "uptime_s", static_cast<uint64_t>(uptime));  // whole seconds
+  endRecord();
+  return Status::ok();
+}
+
+const PluginDescriptor& sysmetricsInputDescriptor() {
+  static const PluginDescriptor kDescriptor{
+      .kind = PluginKind::kInput,
+      .name = "sysmetrics",
+      .summary = "samples host CPU, memory, disk, network, load and uptime every interval",
+      .options = kOptions,
+      .make_input = &makeSysmetricsInput,
+  };
+  return kDescriptor;
+}
+
+}  // namespace ferry

@@ -1,0 +1,161 @@
+#include "agent/core/pipeline.h"
+
+#include <doctest/doctest.h>
+
+#include <thread>
+
+#include "agent/buffer/memory_buffer.h"
+#include "tests/support/fakes.h"
+
+using namespace ferry;
+using namespace std::chrono_literals;
+
+namespace {
+
+RecordBatch numbered(int first, int count) {
+  RecordBatch b;
+  for (int i = 0; i < count; ++i) b.append("{\"n\":" + std::to_string(first + i) + "}");
+  return b;
+}
+
+std::vector<BlockRef> readAll(Buffer& buf, const std::string& out) {
+  auto r = buf.read(out, 0, 100000, 0ms);
+  REQUIRE(r.isOk());
+  return *r;
+}
+
+}  // namespace
+
+TEST_SUITE("core.pipeline") {
+  TEST_CASE("records are cut into blocks by count, keep order and carry lineage") {
+    MetricsRegistry metrics;
+    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    BatchingOptions opts;
+    opts.max_records = 100;
+    opts.max_wait = 10s;
+    Pipeline p(buf, opts, "gw-1", 7, metrics, systemClock());
+    Emitter& e = p.emitterFor("sensors", "sensors");
+    p.start();
+    for (int i = 0; i < 10; ++i) REQUIRE(e.emit(numbered(i * 35, 35)).isOk());  // 350 records
+    p.flushAndStop(std::chrono::steady_clock::now() + 2s);
+
+    auto blocks = readAll(buf, "o");
+    REQUIRE(blocks.size() == 4);  // 100, 100, 100, 50 (the last cut at stop)
+    int next = 0;
+    for (const BlockRef& b : blocks) {
+      CHECK(b->lineage == Lineage{"gw-1", "sensors", "sensors", 7});
+      CHECK(b->created_ms > 0);
+      for (size_t i = 0; i < b->records.size(); ++i) {
+        CHECK(b->records[i] == "{\"n\":" + std::to_string(next++) + "}");
+      }
+    }
+    CHECK(next == 350);
+    CHECK(blocks[0]->records.size() == 100);
+    CHECK(blocks[3]->records.size() == 50);
+    CHECK(metrics.counterValue("ferry_input_records_total", {{"input", "sensors"}}) == 350);
+  }
+
+  TEST_CASE("blocks are cut by bytes; a record larger than a block travels alone") {
+    MetricsRegistry metrics;
+    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    BatchingOptions opts;
+    opts.max_bytes = 100;
+    opts.max_wait = 10s;
+    Pipeline p(buf, opts, "gw", 0, metrics, systemClock());
+    Emitter& e = p.emitterFor("in", "in");
+    p.start();
+    RecordBatch b;
+    b.append(std::string(30, 'a'));
+    b.append(std::string(30, 'b'));
+    b.append(std::string(30, 'c'));
+    b.append(std::string(250, 'd'));  // bigger than max_bytes
+    b.append(std::string(30, 'e'));
+    REQUIRE(e.emit(b).isOk());
+    p.flushAndStop(std::chrono::steady_clock::now() + 2s);
+    auto blocks = readAll(buf, "o");
+    REQUIRE(blocks.size() == 3);
+    CHECK(blocks[0]->records.size() == 3);
+    CHECK(blocks[1]->records.size() == 1);
+    CHECK(blocks[1]->records[0].size() == 250);
+    CHECK(blocks[2]->records[0] == std::string(30, 'e'));
+  }
+
+  TEST_CASE("max_wait cuts a partial block without a stop") {
+    MetricsRegistry metrics;
+    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    BatchingOptions opts;
+    opts.max_wait = 20ms;
+    Pipeline p(buf, opts, "gw", 0, metrics, systemClock());
+    Emitter& e = p.emitterFor("in", "in");
+    p.start();
+    REQUIRE(e.emit(numbered(0, 3)).isOk());
+    auto r = buf.read("o", 0, 10, 5s);  // waits for the writer
+    REQUIRE(r.isOk());
+    REQUIRE(r->size() == 1);
+    CHECK((*r)[0]->records.size() == 3);
+    p.flushAndStop(std::chrono::steady_clock::now() + 1s);
+  }
+
+  TEST_CASE("streams of one input go to separate blocks") {
+    MetricsRegistry metrics;
+    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    Pipeline p(buf, BatchingOptions{}, "gw", 0, metrics, systemClock());
+    Emitter& e = p.emitterFor("mqtt", "mqtt");
+    p.start();
+    REQUIRE(e.emit(numbered(0, 2), "temperature").isOk());
+    REQUIRE(e.emit(numbered(2, 2)).isOk());
+    REQUIRE(e.emit(numbered(4, 2), "temperature").isOk());
+    p.flushAndStop(std::chrono::steady_clock::now() + 2s);
+    auto blocks = readAll(buf, "o");
+    REQUIRE(blocks.size() == 2);
+    std::map<std::string, size_t> by_stream;
+    for (const auto& b : blocks) by_stream[b->lineage.stream] = b->records.size();
+    CHECK(by_stream["temperature"] == 4);
+    CHECK(by_stream["mqtt"] == 2);
+  }
+
+  TEST_CASE("a full buffer pushes back to inputs; stopping releases them") {
+    MetricsRegistry metrics;
+    // Room for about one small block; nobody acks.
+    MemoryBuffer buf({200, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    BatchingOptions opts;
+    opts.max_records = 10;
+    opts.max_wait = 1ms;
+    opts.staging_max_bytes = 100;
+    Pipeline p(buf, opts, "gw", 0, metrics, systemClock());
+    Emitter& e = p.emitterFor("in", "in");
+    p.start();
+    std::atomic<int> accepted{0};
+    Status last;
+    std::thread input([&] {
+      for (int i = 0; i < 1000; ++i) {
+        last = e.emit(numbered(i * 10, 10));
+        if (!last.isOk()) return;
+        ++accepted;
+      }
+    });
+    std::this_thread::sleep_for(300ms);
+    const int stalled_at = accepted.load();
+    CHECK(stalled_at < 1000);  // blocked, not dropping
+    std::this_thread::sleep_for(100ms);
+    CHECK(accepted.load() == stalled_at);
+    p.stopInputs();
+    input.join();
+    CHECK(last.code() == StatusCode::kCancelled);
+    uint64_t lost = p.flushAndStop(std::chrono::steady_clock::now() + 100ms);
+    // What was accepted but could not be stored is counted, not silently lost.
+    CHECK(lost == metrics.counterValue("ferry_dropped_records_total", {{"reason", "shutdown"}}));
+    CHECK(buf.stats().records + lost == static_cast<uint64_t>(stalled_at) * 10);
+    CHECK(metrics.counterValue("ferry_dropped_records_total", {{"reason", "drop_newest"}}) == 0);
+  }
+}

@@ -1,0 +1,156 @@
+// The real ferry binary, started as a user would: config file in, signals sent, files read.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <sstream>
+
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+using namespace ferry::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kFerry = FERRY_BINARY;
+
+size_t countLines(const std::string& text, const std::string& needle = "") {
+  size_t n = 0;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (needle.empty() || line.find(needle) != std::string::npos) ++n;
+  }
+  return n;
+}
+
+std::string metricsToFileConfig(const TempDir& dir, const std::string& out, const std::string& interval = "200ms") {
+  return "agent: { id: it-gw, data_dir: " + dir.file("data") + " }\n"
+         "log: { level: info }\n"
+         "inputs:\n"
+         "  - name: host\n"
+         "    type: sysmetrics\n"
+         "    interval: " + interval + "\n"
+         "outputs:\n"
+         "  - name: local\n"
+         "    type: file\n"
+         "    path: " + out + "\n";
+}
+
+}  // namespace
+
+TEST_SUITE("integration.agent") {
+  TEST_CASE("sysmetrics to a file, then SIGTERM stops cleanly within 5 s") {
+    TempDir dir;
+    const std::string out = dir.file("out/metrics.ndjson");
+    writeFile(dir.file("ferry.yaml"), metricsToFileConfig(dir, out));
+    Process ferry({kFerry, "run", "-c", dir.file("ferry.yaml")}, dir.path().string(), "ferry");
+
+    bool got = eventually([&] { return countLines(readFile(out), "\"metric\":\"cpu\"") >= 2; }, 15s);
+    INFO("stderr: ", ferry.stderrText());
+    REQUIRE(got);
+    const std::string text = readFile(out);
+    CHECK(text.find("\"agent\":\"it-gw\"") != std::string::npos);
+    CHECK(text.find("\"metric\":\"memory\"") != std::string::npos);
+    CHECK(text.find("\"metric\":\"uptime\"") != std::string::npos);
+
+    auto t0 = std::chrono::steady_clock::now();
+    ferry.signal(SIGTERM);
+    auto code = ferry.wait(6s);
+    auto took = std::chrono::steady_clock::now() - t0;
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+    CHECK(took < 5s);
+    CHECK(ferry.stderrText().find("SIGTERM: stopping") != std::string::npos);
+    CHECK(ferry.stderrText().find("stopped") != std::string::npos);
+    // Every line written is a complete JSON object.
+    std::istringstream in(readFile(out));
+    for (std::string line; std::getline(in, line);) {
+      CHECK(line.front() == '{');
+      CHECK(line.back() == '}');
+    }
+  }
+
+  TEST_CASE("without -c the embedded default prints host metrics on stdout; SIGINT stops it") {
+    TempDir dir;
+    Process ferry({kFerry, "run", "--data-dir", dir.file("data")}, dir.path().string(), "ferry");
+    bool got = eventually([&] { return ferry.stdoutText().find("\"metric\":\"cpu\"") != std::string::npos; }, 15s);
+    INFO("stderr: ", ferry.stderrText());
+    CHECK(got);
+    ferry.signal(SIGINT);
+    auto code = ferry.wait(6s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+  }
+
+  TEST_CASE("ferry validate reports three mistakes with file:line and key path, exit 2") {
+    TempDir dir;
+    const std::string cfg = dir.file("bad.yaml");
+    writeFile(cfg,
+              "inputs:\n"
+              "  - type: sysmetrics\n"
+              "    interval: soon\n"           // line 3: bad duration
+              "    collect: cpu\n"             // line 4: not a list
+              "outputs:\n"
+              "  - type: file\n"
+              "    path: /tmp/x.ndjson\n"
+              "    max_sise: 10MiB\n");        // line 8: unknown key
+    RunResult r = runCommand({kFerry, "validate", "-c", cfg}, dir.path().string());
+    CHECK(r.code == 2);
+    INFO(r.out);
+    CHECK(countLines(r.out) == 3);
+    CHECK(r.out.find(cfg + ":3: inputs[0].interval: expected a duration") != std::string::npos);
+    CHECK(r.out.find(cfg + ":4: inputs[0].collect: expected a list of strings") != std::string::npos);
+    CHECK(r.out.find(cfg + ":8: outputs[0].max_sise: unknown key") != std::string::npos);
+
+    writeFile(cfg, metricsToFileConfig(dir, dir.file("o.ndjson")));
+    RunResult ok = runCommand({kFerry, "validate", "-c", cfg}, dir.path().string());
+    CHECK(ok.code == 0);
+  }
+
+  TEST_CASE("run refuses an invalid config with exit 2 and every problem") {
+    TempDir dir;
+    writeFile(dir.file("bad.yaml"), "inputs: [{type: sysmetrics, interval: 1x}]\noutputs: [{type: nosuch}]\n");
+    RunResult r = runCommand({kFerry, "run", "-c", dir.file("bad.yaml")}, dir.path().string());
+    CHECK(r.code == 2);
+    CHECK(r.err.find("inputs[0].interval") != std::string::npos);
+    CHECK(r.err.find("outputs[0].type: unknown output type \"nosuch\"") != std::string::npos);
+  }
+
+  TEST_CASE("SIGHUP: an invalid file keeps the old config, a valid one is applied") {
+    TempDir dir;
+    const std::string cfg = dir.file("ferry.yaml");
+    const std::string first = dir.file("first.ndjson");
+    const std::string second = dir.file("second.ndjson");
+    writeFile(cfg, metricsToFileConfig(dir, first));
+    Process ferry({kFerry, "run", "-c", cfg}, dir.path().string(), "ferry");
+    REQUIRE(eventually([&] { return countLines(readFile(first)) > 0; }, 15s));
+
+    writeFile(cfg, "inputs: [ {type: sysmetrics, interval: never} ]\n");
+    ferry.signal(SIGHUP);
+    REQUIRE(eventually([&] { return ferry.stderrText().find("reload rejected") != std::string::npos; }, 5s));
+    size_t before = countLines(readFile(first));
+    REQUIRE(eventually([&] { return countLines(readFile(first)) > before; }, 5s));  // still running
+
+    writeFile(cfg, metricsToFileConfig(dir, second));
+    ferry.signal(SIGHUP);
+    REQUIRE(eventually([&] { return countLines(readFile(second)) > 0; }, 10s));
+    ferry.signal(SIGTERM);
+    auto code = ferry.wait(6s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+  }
+
+  TEST_CASE("version and plugins describe the build") {
+    TempDir dir;
+    RunResult v = runCommand({kFerry, "version"}, dir.path().string());
+    CHECK(v.code == 0);
+    CHECK(v.out.find("ferry 0.") == 0);
+    CHECK(v.out.find("git ") != std::string::npos);
+    CHECK(v.out.find("input:sysmetrics") != std::string::npos);
+    CHECK(v.out.find("output:file") != std::string::npos);
+    RunResult p = runCommand({kFerry, "plugins"}, dir.path().string());
+    CHECK(p.code == 0);
+    CHECK(p.out.find("sysmetrics") != std::string::npos);
+    CHECK(p.out.find("max_size") != std::string::npos);
+  }
+}

@@ -1,0 +1,69 @@
+// Test doubles for the core: a manual clock, a capturing emitter, a capturing output and
+// a small plugin table. Thread-safety: noted per class.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ferry/input.h"
+#include "ferry/output.h"
+#include "ferry/plugin.h"
+
+namespace ferry::test {
+
+// Time moves only when advance() is called. Any thread.
+class ManualClock final : public Clock {
+ public:
+  SteadyTime now() const override { return SteadyTime(Duration(ns_.load())); }
+  int64_t wallMs() const override { return 1'764'000'000'000 + ns_.load() / 1'000'000; }
+  void advance(Duration d) { ns_.fetch_add(d.count()); }
+
+ private:
+  std::atomic<int64_t> ns_{1'000'000'000};
+};
+
+// Keeps every emitted record. Any thread.
+class CaptureEmitter final : public Emitter {
+ public:
+  Status emit(const RecordBatch& batch, std::string_view stream = {}) override {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < batch.size(); ++i) records.emplace_back(batch[i]);
+    streams.emplace_back(stream);
+    ++batches;
+    return next_status;
+  }
+  bool stopping() const override { return stop; }
+  bool waitFor(Duration) override { return stop; }
+
+  std::mutex mu_;
+  std::vector<std::string> records;
+  std::vector<std::string> streams;
+  int batches = 0;
+  Status next_status;
+  bool stop = false;
+};
+
+// Records what it was sent; answers from a script (then delivered). Sender thread + test.
+class CaptureOutput final : public Output {
+ public:
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<std::string> records;  // delivered, in order
+    std::vector<uint64_t> seqs;        // every send attempt's block seq
+    std::vector<SendResult> script;    // answers for the next sends, front first
+    bool closed = false;
+    size_t waitFor(size_t n, Duration timeout);
+  };
+  explicit CaptureOutput(Shared& shared) : s_(shared) {}
+  SendResult send(const Block& block, SteadyTime) override;
+  void close() override;
+
+ private:
+  Shared& s_;
+};
+
+}  // namespace ferry::test
