@@ -10,6 +10,7 @@
 #include <cstring>
 #include <cctype>
 #include <cstdlib>
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -161,6 +162,12 @@ class Walker {
           continue;
         }
         if (secret || spec.secret) addSecret(v);
+        if (!spec.choices.empty() &&
+            std::find(spec.choices.begin(), spec.choices.end(), std::string_view(v)) == spec.choices.end()) {
+          problem(item, item_path, "expected one of " + choiceList(spec) + ", got \"" + v + "\"");
+          ok = false;
+          continue;
+        }
         items.push_back(std::move(v));
       }
       if (ok) *out = std::move(items);

@@ -44,7 +44,7 @@ struct OptionSpec {
   std::string_view help;
   bool required = false;
   bool secret = false;  // never logged or printed; registered with the log scrubber
-  std::span<const std::string_view> choices = {};  // kEnum
+  std::span<const std::string_view> choices = {};  // kEnum; kStringList: allowed items
   std::span<const OptionSpec> fields = {};         // kObject
 };
 
@@ -62,9 +62,10 @@ using OptionValue = std::variant<std::monostate, std::string, int64_t, bool, dou
                                  uint64_t /* size in bytes */, std::vector<std::string>>;
 
 // Validated values of one table. Nested objects are flattened to dotted keys
-// ("compression.level"). Getters return the value or its declared default; reading a key
-// of the wrong type or a key not in the table is a programming error (asserts in debug,
-// returns an empty value in release).
+// ("compression.level"). The loader stores every key given in the document and every
+// declared default, so a factory reads plain values. A key with neither reads as the
+// type's empty value; has() tells "unset" from "set to 0/empty". Reading a key with the
+// wrong type is a programming error (asserts in debug, empty value in release).
 class Options {
  public:
   void set(std::string key, OptionValue value, SourceLocation where);

@@ -34,10 +34,13 @@ class Output {
   virtual ~Output() = default;
 
   // Called on the sender thread before the first send and again after a failed open.
-  // A retryable status makes the loop back off and call open() again.
+  // Any error makes the loop back off and call open() again (a non-retryable code is also
+  // logged as an operator problem: the cause, e.g. a missing directory, may be fixed on
+  // the device without a reload).
   virtual Status open() { return Status::ok(); }
 
-  // Delivers one block. Called on the sender thread; may block until `deadline`.
+  // Delivers one block. Called on the sender thread; may block until `deadline`, a time
+  // on the agent's Clock (PluginContext::clock).
   // The block is owned by the caller and stays valid for the duration of the call.
   virtual SendResult send(const Block& block, SteadyTime deadline) = 0;
 
