@@ -106,6 +106,9 @@ Status MemoryBuffer::append(std::span<Block> blocks, Duration wait) {
     }
   }
   for (Block& b : blocks) {
+    for (auto& [k, v] : b.checkpoints) checkpoints_[k] = std::move(v);
+    b.checkpoints.clear();
+    if (b.records.empty()) continue;  // a block that only carried checkpoints
     b.seq = next_seq_++;
     bytes_ += blockBytes(b);
     records_ += b.records.size();
@@ -137,13 +140,14 @@ Result<std::vector<BlockRef>> MemoryBuffer::read(std::string_view output, uint64
   }
 }
 
-Status MemoryBuffer::ack(std::string_view output, uint64_t seq) {
+Status MemoryBuffer::ack(std::string_view output, uint64_t seq, std::string_view commit_state) {
   std::lock_guard lock(mu_);
   auto c = cursors_.find(output);
   if (c == cursors_.end()) return notFound("output " + std::string(output) + " is not declared");
   if (seq <= c->second) return Status::ok();
   if (seq >= next_seq_) return invalidArgument("ack of sequence " + std::to_string(seq) + " not yet written");
   c->second = seq;
+  if (!commit_state.empty()) commit_states_[std::string(output)] = commit_state;
   releaseLocked();
   updateGaugesLocked();
   return Status::ok();
@@ -153,6 +157,28 @@ uint64_t MemoryBuffer::cursor(std::string_view output) const {
   std::lock_guard lock(mu_);
   auto c = cursors_.find(output);
   return c == cursors_.end() ? 0 : c->second;
+}
+
+std::string MemoryBuffer::commitState(std::string_view output) const {
+  std::lock_guard lock(mu_);
+  auto it = commit_states_.find(output);
+  return it == commit_states_.end() ? std::string() : it->second;
+}
+
+std::optional<std::string> MemoryBuffer::checkpoint(std::string_view key) const {
+  std::lock_guard lock(mu_);
+  auto it = checkpoints_.find(key);
+  if (it == checkpoints_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::pair<std::string, std::string>> MemoryBuffer::checkpoints(std::string_view prefix) const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto it = checkpoints_.lower_bound(prefix); it != checkpoints_.end() && it->first.starts_with(prefix); ++it) {
+    out.emplace_back(it->first, it->second);
+  }
+  return out;
 }
 
 BufferStats MemoryBuffer::stats() const {

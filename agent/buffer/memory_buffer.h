@@ -35,8 +35,11 @@ class MemoryBuffer final : public Buffer {
   Status append(std::span<Block> blocks, Duration wait) override;
   Result<std::vector<BlockRef>> read(std::string_view output, uint64_t after_seq, size_t max_blocks,
                                      Duration wait) override;
-  Status ack(std::string_view output, uint64_t seq) override;
+  Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) override;
   uint64_t cursor(std::string_view output) const override;
+  std::string commitState(std::string_view output) const override;
+  std::optional<std::string> checkpoint(std::string_view key) const override;
+  std::vector<std::pair<std::string, std::string>> checkpoints(std::string_view prefix) const override;
   BufferStats stats() const override;
   void interrupt() override;
 
@@ -61,6 +64,8 @@ class MemoryBuffer final : public Buffer {
   std::condition_variable space_cv_;  // the writer waits for room
   std::deque<BlockRef> log_;          // ascending seq
   std::map<std::string, uint64_t, std::less<>> cursors_;
+  std::map<std::string, std::string, std::less<>> commit_states_;
+  std::map<std::string, std::string, std::less<>> checkpoints_;
   uint64_t next_seq_ = 1;
   uint64_t bytes_ = 0;
   uint64_t records_ = 0;

@@ -6,14 +6,41 @@
 
 namespace ferry {
 
+// Checkpoints of one input: the buffer's, under the prefix "<input>/".
+class ScopedCheckpoints final : public CheckpointReader {
+ public:
+  ScopedCheckpoints(const Buffer& buffer, std::string prefix) : buffer_(buffer), prefix_(std::move(prefix)) {}
+  std::optional<std::string> get(std::string_view key) const override {
+    return buffer_.checkpoint(prefix_ + std::string(key));
+  }
+  std::vector<std::pair<std::string, std::string>> list(std::string_view prefix) const override {
+    auto all = buffer_.checkpoints(prefix_ + std::string(prefix));
+    for (auto& [k, v] : all) k.erase(0, prefix_.size());
+    return all;
+  }
+
+ private:
+  const Buffer& buffer_;
+  const std::string prefix_;
+};
+
 class Pipeline::InputEmitter final : public Emitter {
  public:
   InputEmitter(Pipeline& p, std::string input, std::string stream, Counter& records)
-      : pipeline_(p), input_(std::move(input)), stream_(std::move(stream)), records_(records) {}
+      : pipeline_(p),
+        input_(std::move(input)),
+        stream_(std::move(stream)),
+        records_(records),
+        checkpoints_(p.buffer_, input_ + "/") {}
 
   Status emit(const RecordBatch& batch, std::string_view stream) override {
-    return pipeline_.emit(*this, batch, stream.empty() ? std::string_view(stream_) : stream);
+    return pipeline_.emit(*this, batch, stream.empty() ? std::string_view(stream_) : stream, nullptr);
   }
+  Status emitWithCheckpoint(const RecordBatch& batch, const SourceCheckpoint& checkpoint,
+                            std::string_view stream) override {
+    return pipeline_.emit(*this, batch, stream.empty() ? std::string_view(stream_) : stream, &checkpoint);
+  }
+  const CheckpointReader& checkpoints() const override { return checkpoints_; }
   bool stopping() const override {
     std::lock_guard lock(pipeline_.mu_);
     return pipeline_.inputs_stopping_;
@@ -28,6 +55,7 @@ class Pipeline::InputEmitter final : public Emitter {
   const std::string input_;
   const std::string stream_;
   Counter& records_;
+  ScopedCheckpoints checkpoints_;
 };
 
 Pipeline::Pipeline(Buffer& buffer, BatchingOptions options, std::string agent_id, uint64_t config_version,
@@ -75,8 +103,9 @@ void Pipeline::cutLocked(OpenBlock& open) {
   open.block.lineage = std::move(lineage);
 }
 
-Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_view stream) {
-  if (batch.empty()) return Status::ok();
+Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_view stream,
+                      const SourceCheckpoint* checkpoint) {
+  if (batch.empty() && checkpoint == nullptr) return Status::ok();
   std::unique_lock lock(mu_);
   // Back-pressure: wait for the writer to drain the staging area.
   space_cv_.wait(lock, [&] {
@@ -94,7 +123,28 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
     it = std::prev(open_.end());
   }
   bool cut = false;
-  size_t i = 0;
+  if (checkpoint != nullptr) {
+    // A checkpointed batch is never split: its position must be committed with all of its
+    // records, so they go into one block (cut the open block first if they do not fit).
+    OpenBlock& ob = *it;
+    RecordBatch& recs = ob.block.records;
+    if (!recs.empty() && (recs.size() + batch.size() > options_.max_records ||
+                          recs.bytes() + batch.bytes() > options_.max_bytes)) {
+      cutLocked(ob);
+    }
+    if (recs.empty()) ob.first_record = clock_.now();
+    recs.appendAll(batch);
+    std::string key = from.input_ + "/" + checkpoint->key;
+    auto& cps = ob.block.checkpoints;
+    auto same = std::find_if(cps.begin(), cps.end(), [&](const auto& kv) { return kv.first == key; });
+    if (same != cps.end()) {
+      same->second = checkpoint->value;
+    } else {
+      cps.emplace_back(std::move(key), checkpoint->value);
+    }
+    if (recs.size() >= options_.max_records || recs.bytes() >= options_.max_bytes) cutLocked(ob);
+  }
+  size_t i = checkpoint != nullptr ? batch.size() : 0;
   while (i < batch.size()) {
     OpenBlock& ob = *it;
     RecordBatch& recs = ob.block.records;
@@ -140,7 +190,7 @@ void Pipeline::writerLoop() {
     SteadyTime now = clock_.now();
     SteadyTime next_wake = now + std::chrono::seconds(1);
     for (auto it = open_.begin(); it != open_.end();) {
-      if (it->block.records.empty()) {
+      if (it->block.records.empty() && it->block.checkpoints.empty()) {
         it = open_.erase(it);
         continue;
       }

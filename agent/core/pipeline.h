@@ -67,7 +67,8 @@ class Pipeline {
     SteadyTime first_record{};
   };
 
-  Status emit(InputEmitter& from, const RecordBatch& batch, std::string_view stream);
+  Status emit(InputEmitter& from, const RecordBatch& batch, std::string_view stream,
+              const SourceCheckpoint* checkpoint);
   void cutLocked(OpenBlock& open);
   void writerLoop();
 

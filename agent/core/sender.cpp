@@ -65,7 +65,7 @@ void Sender::loop() {
   // Open, backing off while the output cannot open.
   for (;;) {
     if (mustStop()) return;
-    Status st = output_->open();
+    Status st = output_->open(buffer_.commitState(options_.name));
     if (st.isOk()) break;
     Duration wait = backoff.next();
     logWarn("output", options_.name, ": cannot open: ", st.toString(), "; retrying in ", formatDuration(wait));
@@ -78,6 +78,7 @@ void Sender::loop() {
 
   uint64_t pos = buffer_.cursor(options_.name);
   bool ended = false;
+  std::string state;
   while (!ended) {
     if (mustStop()) break;
     auto blocks = buffer_.read(options_.name, pos, 16, std::chrono::milliseconds(200));
@@ -102,6 +103,7 @@ void Sender::loop() {
       for (;;) {
         SendResult r = output_->send(*block, clock_.now() + options_.send_timeout);
         if (r.kind == SendResult::Kind::kDelivered) {
+          state = std::move(r.commit_state);
           records_out_.add(block->records.size());
           bytes_out_.add(block->records.bytes());
           backoff.reset();
@@ -125,12 +127,12 @@ void Sender::loop() {
       }
       if (ended) break;
       pos = block->seq;
-      Status st = buffer_.ack(options_.name, pos);
+      Status st = buffer_.ack(options_.name, pos, state);
       if (!st.isOk()) logError("output", options_.name, ": ack failed: ", st.toString());
     }
     // Acks for skipped blocks at the end of a run of them.
     if (!ended && pos > buffer_.cursor(options_.name)) {
-      Status st = buffer_.ack(options_.name, pos);
+      Status st = buffer_.ack(options_.name, pos, {});
       if (!st.isOk()) logError("output", options_.name, ": ack failed: ", st.toString());
     }
   }

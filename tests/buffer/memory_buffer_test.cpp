@@ -58,19 +58,19 @@ TEST_SUITE("buffer.memory") {
     auto two = buf.read("b", 0, 2, 0ms);
     CHECK(seqs(*two) == std::vector<uint64_t>{1, 2});
 
-    REQUIRE(buf.ack("a", 3).isOk());
+    REQUIRE(buf.ack("a", 3, {}).isOk());
     CHECK(buf.cursor("a") == 3);
     CHECK(buf.cursor("b") == 0);
     // b still holds everything back.
     CHECK(buf.stats().blocks == 5);
-    REQUIRE(buf.ack("b", 4).isOk());
+    REQUIRE(buf.ack("b", 4, {}).isOk());
     CHECK(buf.stats().blocks == 2);  // 4 and 5 left (a is at 3)
     auto rest = buf.read("a", 3, 100, 0ms);
     CHECK(seqs(*rest) == std::vector<uint64_t>{4, 5});
     // Acks below the cursor are ignored; acks of unwritten sequences refused.
-    CHECK(buf.ack("b", 2).isOk());
+    CHECK(buf.ack("b", 2, {}).isOk());
     CHECK(buf.cursor("b") == 4);
-    CHECK_FALSE(buf.ack("b", 99).isOk());
+    CHECK_FALSE(buf.ack("b", 99, {}).isOk());
     CHECK(buf.read("nosuch", 0, 1, 0ms).status().code() == StatusCode::kNotFound);
   }
 
@@ -80,7 +80,7 @@ TEST_SUITE("buffer.memory") {
     REQUIRE(buf.setOutputs(outs).isOk());
     REQUIRE(appendOne(buf, makeBlock("s", 0, 3, 1000)).isOk());
     REQUIRE(appendOne(buf, makeBlock("s", 3, 4, 2000)).isOk());
-    REQUIRE(buf.ack("a", 1).isOk());
+    REQUIRE(buf.ack("a", 1, {}).isOk());
     BufferStats s = buf.stats();
     REQUIRE(s.outputs.size() == 2);
     CHECK(s.outputs[0].output == "a");
@@ -121,7 +121,7 @@ TEST_SUITE("buffer.memory") {
     // An ack from another thread makes room for a waiting append.
     std::thread acker([&] {
       std::this_thread::sleep_for(50ms);
-      (void)buf.ack("a", 1);
+      (void)buf.ack("a", 1, {});
     });
     Block b = makeBlock("s", 20, 10);
     Block arr[] = {std::move(b)};
@@ -188,7 +188,7 @@ TEST_SUITE("buffer.memory") {
     REQUIRE(buf.setOutputs(outs).isOk());
     REQUIRE(appendOne(buf, makeBlock("s", 0, 7)).isOk());
     REQUIRE(appendOne(buf, makeBlock("s", 7, 3)).isOk());
-    REQUIRE(buf.ack("a", 1).isOk());
+    REQUIRE(buf.ack("a", 1, {}).isOk());
     buf.discardAtShutdown();
     CHECK(dropped("shutdown") == 3);
     CHECK(buf.stats().blocks == 0);

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -35,8 +36,21 @@ class CaptureEmitter final : public Emitter {
     ++batches;
     return next_status;
   }
+  Status emitWithCheckpoint(const RecordBatch& batch, const SourceCheckpoint& cp,
+                            std::string_view stream = {}) override {
+    Status st = emit(batch, stream);
+    if (st.isOk()) {
+      std::lock_guard lock(mu_);
+      committed[cp.key] = cp.value;
+    }
+    return st;
+  }
+  const CheckpointReader& checkpoints() const override { return reader_; }
   bool stopping() const override { return stop; }
   bool waitFor(Duration) override { return stop; }
+
+  // Checkpoints "committed" so far; tests may preset them to simulate a restart.
+  std::map<std::string, std::string> committed;
 
   std::mutex mu_;
   std::vector<std::string> records;
@@ -44,6 +58,28 @@ class CaptureEmitter final : public Emitter {
   int batches = 0;
   Status next_status;
   bool stop = false;
+
+ private:
+  class Reader final : public CheckpointReader {
+   public:
+    explicit Reader(const CaptureEmitter& e) : e_(e) {}
+    std::optional<std::string> get(std::string_view key) const override {
+      auto it = e_.committed.find(std::string(key));
+      if (it == e_.committed.end()) return std::nullopt;
+      return it->second;
+    }
+    std::vector<std::pair<std::string, std::string>> list(std::string_view prefix) const override {
+      std::vector<std::pair<std::string, std::string>> out;
+      for (const auto& [k, v] : e_.committed) {
+        if (k.starts_with(prefix)) out.emplace_back(k, v);
+      }
+      return out;
+    }
+
+   private:
+    const CaptureEmitter& e_;
+  };
+  Reader reader_{*this};
 };
 
 // Records what it was sent; answers from a script (then delivered). Sender thread + test.

@@ -16,6 +16,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <span>
 #include <string>
 #include <string_view>
@@ -71,11 +73,17 @@ class Buffer {
                                              size_t max_blocks, Duration wait) = 0;
 
   // Sender thread of `output`: every block of `output` up to `seq` is done (delivered
-  // or dead-lettered). Acks lower than the cursor are ignored.
-  virtual Status ack(std::string_view output, uint64_t seq) = 0;
+  // or dead-lettered). `commit_state` (may be empty) is stored with the cursor in one
+  // atomic write (see SendResult::commit_state). Acks lower than the cursor are ignored.
+  virtual Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) = 0;
 
-  // Last acked sequence of `output` (0 when none or unknown).
+  // Last acked sequence of `output` (0 when none or unknown) and its commit state.
   virtual uint64_t cursor(std::string_view output) const = 0;
+  virtual std::string commitState(std::string_view output) const = 0;
+
+  // Source checkpoints committed with blocks (Block::checkpoints), by full key.
+  virtual std::optional<std::string> checkpoint(std::string_view key) const = 0;
+  virtual std::vector<std::pair<std::string, std::string>> checkpoints(std::string_view prefix) const = 0;
 
   virtual BufferStats stats() const = 0;
 

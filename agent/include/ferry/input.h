@@ -10,13 +10,36 @@
 // over: the core owns buffering.
 #pragma once
 
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "ferry/clock.h"
 #include "ferry/record.h"
 #include "ferry/status.h"
 
+#include <utility>
+#include <vector>
+
 namespace ferry {
+
+// A source position (e.g. a file offset) an input wants committed in the same atomic
+// buffer write as the records it emits with it. `key` is the input's own name for the
+// source (e.g. "file/<dev>:<inode>"); the core scopes it by the input's name.
+struct SourceCheckpoint {
+  std::string key;
+  std::string value;
+};
+
+// Reads the checkpoints committed earlier (by this input, in a previous run).
+// Thread-safety: any thread.
+class CheckpointReader {
+ public:
+  virtual ~CheckpointReader() = default;
+  virtual std::optional<std::string> get(std::string_view key) const = 0;
+  // Every committed checkpoint whose key starts with `prefix`, as (key, value) pairs.
+  virtual std::vector<std::pair<std::string, std::string>> list(std::string_view prefix) const = 0;
+};
 
 class Emitter {
  public:
@@ -30,6 +53,17 @@ class Emitter {
   //  kCancelled          the agent is stopping; nothing was accepted.
   // `stream` overrides the input's configured stream for this batch.
   virtual Status emit(const RecordBatch& batch, std::string_view stream = {}) = 0;
+
+  // Like emit(), and commits `checkpoint` in the same buffer write as these records: after
+  // a crash either both are there or neither. A batch emitted with a checkpoint is never
+  // split across blocks, so keep such batches at most about one block (buffer.block).
+  // The call returns when the records are accepted (not yet written to disk); nothing
+  // needs to wait for the commit: on restart, checkpoints() shows what was committed.
+  virtual Status emitWithCheckpoint(const RecordBatch& batch, const SourceCheckpoint& checkpoint,
+                                    std::string_view stream = {}) = 0;
+
+  // Checkpoints committed so far (this run's and earlier runs'), scoped to this input.
+  virtual const CheckpointReader& checkpoints() const = 0;
 
   // True once the agent asked inputs to stop. Long loops in inputs check it.
   virtual bool stopping() const = 0;

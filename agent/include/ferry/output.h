@@ -21,12 +21,19 @@ struct SendResult {
   Kind kind = Kind::kDelivered;
   std::optional<Duration> retry_after;  // kRetry: the peer asked to wait this long
   std::string reason;                   // kRetry/kRejected: why, for logs and metrics
+  // kDelivered: the output's own position after this block (e.g. a file's length), stored
+  // with the output's cursor in one atomic write and given back to open() after a restart.
+  std::string commit_state;
 
-  static SendResult delivered() { return {}; }
-  static SendResult retry(std::string why, std::optional<Duration> after = std::nullopt) {
-    return {Kind::kRetry, after, std::move(why)};
+  static SendResult delivered(std::string state = {}) {
+    SendResult r;
+    r.commit_state = std::move(state);
+    return r;
   }
-  static SendResult rejected(std::string why) { return {Kind::kRejected, {}, std::move(why)}; }
+  static SendResult retry(std::string why, std::optional<Duration> after = std::nullopt) {
+    return {Kind::kRetry, after, std::move(why), {}};
+  }
+  static SendResult rejected(std::string why) { return {Kind::kRejected, {}, std::move(why), {}}; }
 };
 
 class Output {
@@ -37,7 +44,10 @@ class Output {
   // Any error makes the loop back off and call open() again (a non-retryable code is also
   // logged as an operator problem: the cause, e.g. a missing directory, may be fixed on
   // the device without a reload).
-  virtual Status open() { return Status::ok(); }
+  // `committed_state` is the commit_state of the last block acknowledged for this output
+  // (empty when none): an output that writes locally can cut back what it wrote after that
+  // ack, which makes a local file exactly-once across crashes.
+  virtual Status open(std::string_view /*committed_state*/) { return Status::ok(); }
 
   // Delivers one block. Called on the sender thread; may block until `deadline`, a time
   // on the agent's Clock (PluginContext::clock).

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ferry {
@@ -84,6 +85,9 @@ struct Block {
   int64_t created_ms = 0;  // wall clock (unix ms) when the block was cut
   Lineage lineage;
   RecordBatch records;
+  // Source positions to commit atomically with this block ("<input>/<key>" → value).
+  // Not part of the stored block; the buffer writes them beside it in the same write.
+  std::vector<std::pair<std::string, std::string>> checkpoints;
 };
 
 }  // namespace ferry

@@ -37,11 +37,24 @@ class CaptureEmitter final : public Emitter {
     batches.push_back(std::move(records));
     return answer;
   }
+  Status emitWithCheckpoint(const RecordBatch& batch, const SourceCheckpoint& /*cp*/,
+                            std::string_view stream) override {
+    return emit(batch, stream);
+  }
+  const CheckpointReader& checkpoints() const override { return none_; }
   bool stopping() const override { return false; }
   bool waitFor(Duration /*d*/) override { return false; }
 
   std::vector<std::vector<std::string>> batches;
   Status answer;
+
+ private:
+  class NoCheckpoints final : public CheckpointReader {
+   public:
+    std::optional<std::string> get(std::string_view) const override { return std::nullopt; }
+    std::vector<std::pair<std::string, std::string>> list(std::string_view) const override { return {}; }
+  };
+  NoCheckpoints none_;
 };
 
 // Log lines captured while a LogCapture is alive.

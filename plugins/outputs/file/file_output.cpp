@@ -148,7 +148,7 @@ FileOutput::FileOutput(FileOutputConfig config) : config_(std::move(config)) {
 
 FileOutput::~FileOutput() { close(); }
 
-Status FileOutput::open() {
+Status FileOutput::open(std::string_view /*committed_state*/) {
   close();  // open() is called again after a failed open; never leak the descriptor
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
@@ -307,7 +307,7 @@ SendResult FileOutput::failAfterWrite(uint64_t size_before, const Status& why) {
 SendResult FileOutput::send(const Block& block, SteadyTime /*deadline*/) {
   if (fd_ < 0) {
     // Never opened, or a rotation could not create the new file.
-    if (Status s = open(); !s) return SendResult::retry(s.message());
+    if (Status s = open({}); !s) return SendResult::retry(s.message());
   }
   if (torn_) {
     if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {

@@ -66,7 +66,7 @@ class FileOutput final : public Output {
   // Errors name the path; kResourceExhausted / kUnavailable for transient causes (disk
   // full, out of descriptors), other codes for what needs an operator (no permission,
   // a parent that is not a directory, a path that is not a regular file).
-  Status open() override;
+  Status open(std::string_view committed_state) override;
 
   // Appends the block; rotates first when needed. delivered once written (and synced);
   // retry with "<path>: <reason>" on any failure, after cutting a partial write back.

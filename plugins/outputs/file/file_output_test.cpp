@@ -116,7 +116,7 @@ TEST_SUITE("outputs.file") {
     test::TempDir dir;
     const std::string path = dir.file("out.ndjson");
     auto out = makeOutput(fileOptions(path));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     std::string expected;
     for (uint64_t seq = 1; seq <= 10; ++seq) {
       std::vector<std::string> recs = {"{\"seq\":" + std::to_string(seq) + ",\"i\":1}",
@@ -134,7 +134,7 @@ TEST_SUITE("outputs.file") {
     test::TempDir dir;
     const std::string path = dir.file("out.ndjson");
     auto out = makeOutput(fileOptions(path));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     CHECK(delivered(*out, makeBlock(1, {})));
     out->close();
     CHECK(fs::file_size(path) == 0);
@@ -146,13 +146,13 @@ TEST_SUITE("outputs.file") {
     test::writeFile(path, "{\"old\":1}\n", 0640);
     {
       auto out = makeOutput(fileOptions(path));
-      REQUIRE(out->open().isOk());
+      REQUIRE(out->open({}).isOk());
       REQUIRE(delivered(*out, makeBlock(1, {R"({"a":1})"})));
       out->close();
     }
     {
       auto out = makeOutput(fileOptions(path));
-      REQUIRE(out->open().isOk());
+      REQUIRE(out->open({}).isOk());
       REQUIRE(delivered(*out, makeBlock(2, {R"({"b":2})"})));
     }  // destroyed without close(): the destructor closes
     CHECK(test::readFile(path) == "{\"old\":1}\n{\"a\":1}\n{\"b\":2}\n");
@@ -165,7 +165,7 @@ TEST_SUITE("outputs.file") {
     test::writeFile(path, whole + "{\"c\":" + std::string(9000, '3'), 0640);
     CaptureLog log;
     auto out = makeOutput(fileOptions(path));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     CHECK(g_log.find("cut a partial last line of 9005 bytes") != std::string::npos);
     REQUIRE(delivered(*out, makeBlock(1, {R"({"c":3})"})));
     CHECK(test::readFile(path) == whole + "{\"c\":3}\n");
@@ -173,7 +173,7 @@ TEST_SUITE("outputs.file") {
     // Without any newline the whole content is a fragment.
     test::writeFile(path, "{\"frag", 0640);
     auto again = makeOutput(fileOptions(path));
-    REQUIRE(again->open().isOk());
+    REQUIRE(again->open({}).isOk());
     REQUIRE(delivered(*again, makeBlock(2, {R"({"d":4})"})));
     CHECK(test::readFile(path) == "{\"d\":4}\n");
   }
@@ -183,7 +183,7 @@ TEST_SUITE("outputs.file") {
     const std::string path = dir.file("fifo");
     REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
     auto out = makeOutput(fileOptions(path));
-    Status s = out->open();
+    Status s = out->open({});
     CHECK(!s.isOk());
     CHECK(s.message().find(path) != std::string::npos);
   }
@@ -194,7 +194,7 @@ TEST_SUITE("outputs.file") {
     const std::string old = ndjson({recordOfLine('o', 25)});
     test::writeFile(path, old, 0640);
     auto out = makeOutput(fileOptions(path, "40", 3));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     const std::string rec = recordOfLine('a', 20);
     REQUIRE(delivered(*out, makeBlock(1, {rec})));  // 25 + 20 > 40: rotates first
     CHECK(test::readFile(path + ".1") == old);
@@ -206,7 +206,7 @@ TEST_SUITE("outputs.file") {
     const std::string path = dir.file("out.ndjson");
     // Blocks of two 10-byte lines (20 bytes) with max_size 30: one block per file.
     auto out = makeOutput(fileOptions(path, "30", 2));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     std::vector<std::string> blocks;
     for (int i = 0; i < 6; ++i) {
       const char tag = static_cast<char>('a' + i);
@@ -230,7 +230,7 @@ TEST_SUITE("outputs.file") {
     test::TempDir dir;
     const std::string path = dir.file("out.ndjson");
     auto out = makeOutput(fileOptions(path, "30", 5));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     const std::string r1 = recordOfLine('a', 10), r2 = recordOfLine('b', 10),
                       r3 = recordOfLine('c', 10), r4 = recordOfLine('d', 10);
     REQUIRE(delivered(*out, makeBlock(1, {r1})));
@@ -246,7 +246,7 @@ TEST_SUITE("outputs.file") {
     test::TempDir dir;
     const std::string path = dir.file("out.ndjson");
     auto out = makeOutput(fileOptions(path, "30", 5));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     const std::string small = recordOfLine('s', 10);
     const std::vector<std::string> big = {recordOfLine('b', 25), recordOfLine('B', 25)};
     const std::string after = recordOfLine('t', 10);
@@ -266,7 +266,7 @@ TEST_SUITE("outputs.file") {
     test::TempDir dir;
     const std::string path = dir.file("out.ndjson");
     auto out = makeOutput(fileOptions(path, "30", 5));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     const std::vector<std::string> big = {recordOfLine('b', 100)};
     REQUIRE(delivered(*out, makeBlock(1, big)));
     CHECK(test::readFile(path) == ndjson(big));
@@ -277,7 +277,7 @@ TEST_SUITE("outputs.file") {
     test::TempDir dir;
     const std::string path = dir.file("out.ndjson");
     auto out = makeOutput(fileOptions(path, "30", 0));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     const std::string r1 = recordOfLine('a', 20), r2 = recordOfLine('b', 20),
                       r3 = recordOfLine('c', 20);
     REQUIRE(delivered(*out, makeBlock(1, {r1})));
@@ -295,7 +295,7 @@ TEST_SUITE("outputs.file") {
     test::writeFile(path + ".07", "not ours\n");
     test::writeFile(dir.file("other.ndjson.9"), "not ours\n");
     auto out = makeOutput(fileOptions(path, "30", 2));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     CHECK(fs::exists(path + ".1"));
     CHECK(fs::exists(path + ".2"));
     CHECK(!fs::exists(path + ".3"));
@@ -309,11 +309,11 @@ TEST_SUITE("outputs.file") {
     const mode_t old_umask = ::umask(077);
     {
       auto out = makeOutput(fileOptions(dir.file("default.ndjson")));
-      REQUIRE(out->open().isOk());
+      REQUIRE(out->open({}).isOk());
       CHECK(permissions(dir.file("default.ndjson")) == 0640);
 
       auto custom = makeOutput(fileOptions(dir.file("custom.ndjson"), "30", 2, true, "600"));
-      REQUIRE(custom->open().isOk());
+      REQUIRE(custom->open({}).isOk());
       CHECK(permissions(dir.file("custom.ndjson")) == 0600);
       // Files created by rotation too.
       REQUIRE(delivered(*custom, makeBlock(1, {recordOfLine('a', 20)})));
@@ -328,7 +328,7 @@ TEST_SUITE("outputs.file") {
     const std::string path = dir.file("out.ndjson");
     test::writeFile(path, "", 0604);
     auto out = makeOutput(fileOptions(path));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     CHECK(permissions(path) == 0604);
   }
 
@@ -336,7 +336,7 @@ TEST_SUITE("outputs.file") {
     test::TempDir dir;
     const std::string path = dir.file("a/b/c/out.ndjson");
     auto out = makeOutput(fileOptions(path));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     REQUIRE(delivered(*out, makeBlock(1, {R"({"a":1})"})));
     CHECK(test::readFile(path) == "{\"a\":1}\n");
   }
@@ -346,7 +346,7 @@ TEST_SUITE("outputs.file") {
     test::writeFile(dir.file("blocker"), "x");
     const std::string path = dir.file("blocker/out.ndjson");
     auto out = makeOutput(fileOptions(path));
-    Status s = out->open();
+    Status s = out->open({});
     REQUIRE(!s.isOk());
     INFO(s.toString());
     CHECK(s.message().find(path) != std::string::npos);
@@ -362,12 +362,12 @@ TEST_SUITE("outputs.file") {
     test::TempDir dir;
     fs::create_directory(dir.file("adir"));
     auto out = makeOutput(fileOptions(dir.file("adir")));
-    Status s = out->open();
+    Status s = out->open({});
     CHECK(!s.isOk());
     CHECK(s.message().find(dir.file("adir")) != std::string::npos);
 
     auto null_out = makeOutput(fileOptions("/dev/null"));
-    s = null_out->open();
+    s = null_out->open({});
     CHECK(!s.isOk());
     CHECK(s.message().find("not a regular file") != std::string::npos);
   }
@@ -376,7 +376,7 @@ TEST_SUITE("outputs.file") {
     test::TempDir dir;
     const std::string path = dir.file("out.ndjson");
     auto out = makeOutput(fileOptions(path));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     const std::string first = recordOfLine('a', 100);
     REQUIRE(delivered(*out, makeBlock(1, {first})));
 
@@ -396,7 +396,7 @@ TEST_SUITE("outputs.file") {
     test::TempDir dir;
     const std::string path = dir.file("out.ndjson");
     auto out = makeOutput(fileOptions(path, "100MiB", 5, false));
-    REQUIRE(out->open().isOk());
+    REQUIRE(out->open({}).isOk());
     REQUIRE(delivered(*out, makeBlock(1, {R"({"a":1})"})));
     CHECK(test::readFile(path) == "{\"a\":1}\n");
   }

@@ -86,7 +86,7 @@ TEST_SUITE("outputs.stdout") {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     REQUIRE(fd >= 0);
     StdoutOutput out(fd);
-    REQUIRE(out.open().isOk());
+    REQUIRE(out.open({}).isOk());
 
     SendResult r = out.send(makeBlock(1, {R"({"a":1})", R"({"b":"two"})", R"({"c":[3]})"}), soon());
     CHECK(r.kind == SendResult::Kind::kDelivered);
