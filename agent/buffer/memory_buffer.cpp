@@ -144,6 +144,7 @@ Status MemoryBuffer::ack(std::string_view output, uint64_t seq, std::string_view
   std::lock_guard lock(mu_);
   auto c = cursors_.find(output);
   if (c == cursors_.end()) return notFound("output " + std::string(output) + " is not declared");
+  if (seq == c->second && !commit_state.empty()) commit_states_[std::string(output)] = commit_state;
   if (seq <= c->second) return Status::ok();
   if (seq >= next_seq_) return invalidArgument("ack of sequence " + std::to_string(seq) + " not yet written");
   c->second = seq;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace ferry::cli {
 
@@ -11,7 +12,16 @@ struct RunArgs {
   std::string data_dir;     // empty: from the config
 };
 
+struct BufferToolArgs {
+  std::string action;  // stats | check | export
+  std::string data_dir;
+  std::string config_path;
+  std::vector<std::string> key_files;  // first: current, rest: previous
+};
+
 int runAgent(const RunArgs& args);
+int bufferTool(const BufferToolArgs& args);
+int keygen(const std::string& type, const std::string& out);
 int validateConfig(const std::string& path);
 int listPlugins();
 int printVersion();

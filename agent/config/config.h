@@ -25,12 +25,18 @@ struct LogSection {
   LogFormat format = LogFormat::kText;
 };
 
-enum class BufferType { kMemory };
+enum class BufferType { kDisk, kMemory };
 
 struct BufferSection {
-  BufferType type = BufferType::kMemory;
+  BufferType type = BufferType::kDisk;
   uint64_t max_bytes = 0;
   WhenFull when_full = WhenFull::kBlock;
+  bool fsync = true;
+  bool compress = true;
+  int zstd_level = 3;
+  std::string key_file;  // empty: plaintext
+  std::vector<std::string> previous_key_files;
+  uint64_t memory_budget = 16ull << 20;
   Duration max_age{};  // zero: no age limit
   // How the batcher cuts records into blocks: whichever limit is reached first.
   uint64_t block_max_records = 0;

@@ -478,8 +478,22 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
   parseLogLevel(log.getString("level"), &cfg.log.level);
   cfg.log.format = log.getString("format") == "json" ? LogFormat::kJson : LogFormat::kText;
 
-  cfg.buffer.type = BufferType::kMemory;
-  cfg.buffer.max_bytes = buffer.getSize("max_bytes");
+  cfg.buffer.type = buffer.getString("type") == "memory" ? BufferType::kMemory : BufferType::kDisk;
+  cfg.buffer.max_bytes = buffer.has("max_bytes") ? buffer.getSize("max_bytes")
+                         : cfg.buffer.type == BufferType::kMemory ? (64ull << 20)
+                                                                  : (1ull << 30);
+  cfg.buffer.fsync = buffer.getString("durability") != "os";
+  cfg.buffer.compress = buffer.getString("compression.codec") != "none";
+  cfg.buffer.zstd_level = static_cast<int>(buffer.getInt("compression.level"));
+  if (buffer.has("compression.level") && (cfg.buffer.zstd_level < 1 || cfg.buffer.zstd_level > 19)) {
+    w.problem(child(root, {"buffer", "compression", "level"}), "buffer.compression.level", "must be 1..19");
+  }
+  cfg.buffer.key_file = buffer.getString("encryption.key_file");
+  cfg.buffer.previous_key_files = buffer.getStringList("encryption.previous_key_files");
+  cfg.buffer.memory_budget = buffer.getSize("memory_budget");
+  if (cfg.buffer.memory_budget < (4u << 20)) {
+    w.problem(child(root, {"buffer", "memory_budget"}), "buffer.memory_budget", "must be at least 4MiB");
+  }
   parseWhenFull(buffer.getString("when_full"), &cfg.buffer.when_full);
   cfg.buffer.max_age = buffer.getDuration("max_age");
   cfg.buffer.block_max_records = static_cast<uint64_t>(std::max<int64_t>(0, buffer.getInt("block.max_records")));
@@ -488,8 +502,7 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
   if (buffer.has("block.max_records") && buffer.getInt("block.max_records") < 1) {
     w.problem(child(root, {"buffer", "block", "max_records"}), "buffer.block.max_records", "must be at least 1");
   }
-  if (buffer.has("block.max_bytes") && buffer.has("max_bytes") &&
-      cfg.buffer.block_max_bytes > cfg.buffer.max_bytes) {
+  if (cfg.buffer.block_max_bytes > cfg.buffer.max_bytes) {
     w.problem(child(root, {"buffer", "max_bytes"}), "buffer.max_bytes", "must be at least buffer.block.max_bytes (" +
                                                                    formatSize(cfg.buffer.block_max_bytes) + ")");
   }

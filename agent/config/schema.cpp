@@ -5,7 +5,9 @@ namespace {
 
 constexpr std::string_view kLevels[] = {"debug", "info", "warn", "error"};
 constexpr std::string_view kFormats[] = {"text", "json"};
-constexpr std::string_view kBufferTypes[] = {"memory"};
+constexpr std::string_view kBufferTypes[] = {"disk", "memory"};
+constexpr std::string_view kDurability[] = {"fsync", "os"};
+constexpr std::string_view kCodecs[] = {"zstd", "none"};
 constexpr std::string_view kWhenFull[] = {"block", "drop_oldest", "drop_newest"};
 
 const OptionSpec kAgent[] = {
@@ -30,12 +32,35 @@ const OptionSpec kBlock[] = {
      .help = "a block is cut at the latest this long after its first record"},
 };
 
+const OptionSpec kCompression[] = {
+    {.key = "codec", .type = OptionType::kEnum, .default_value = "zstd",
+     .help = "compression of each block before it is stored", .choices = kCodecs},
+    {.key = "level", .type = OptionType::kInt, .default_value = "3", .help = "zstd level (1 fastest .. 19)"},
+};
+
+const OptionSpec kEncryption[] = {
+    {.key = "key_file", .type = OptionType::kString,
+     .help = "AES-256 key file (ferry keygen --type aes256); absent: blocks stored in plaintext (warned)"},
+    {.key = "previous_key_files", .type = OptionType::kStringList, .default_value = "[]",
+     .help = "older key files, to read blocks sealed before a key rotation"},
+};
+
 const OptionSpec kBuffer[] = {
-    {.key = "type", .type = OptionType::kEnum, .default_value = "memory",
-     .help = "memory: bounded, in RAM, lost on exit (undelivered records are counted)",
+    {.key = "type", .type = OptionType::kEnum, .default_value = "disk",
+     .help = "disk: RocksDB in agent.data_dir, survives crashes and restarts; memory: bounded, in "
+             "RAM, lost on exit (undelivered records are counted)",
      .choices = kBufferTypes},
-    {.key = "max_bytes", .type = OptionType::kSize, .default_value = "64MiB",
-     .help = "quota for the backlog (record bytes)"},
+    {.key = "max_bytes", .type = OptionType::kSize,
+     .help = "quota for the backlog; default 1GiB on disk (stored bytes), 64MiB in memory"},
+    {.key = "durability", .type = OptionType::kEnum, .default_value = "fsync",
+     .help = "fsync: an append returns once the WAL is synced (one sync for many inputs); os: page "
+             "cache only (survives a crash of the agent, not a power cut)",
+     .choices = kDurability},
+    {.key = "compression", .type = OptionType::kObject, .help = "block compression", .fields = kCompression},
+    {.key = "encryption", .type = OptionType::kObject, .help = "AES-256-GCM at rest",
+     .fields = kEncryption},
+    {.key = "memory_budget", .type = OptionType::kSize, .default_value = "16MiB",
+     .help = "disk buffer: RocksDB memtables and block cache together"},
     {.key = "when_full", .type = OptionType::kEnum, .default_value = "block",
      .help = "block: inputs wait; drop_oldest / drop_newest: records are dropped and counted",
      .choices = kWhenFull},

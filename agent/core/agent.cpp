@@ -1,6 +1,8 @@
 #include "agent/core/agent.h"
 
+#include "agent/buffer/disk_buffer.h"
 #include "agent/buffer/memory_buffer.h"
+#include "agent/codec/key_file.h"
 #include "agent/core/input_runner.h"
 #include "agent/core/pipeline.h"
 #include "agent/core/sender.h"
@@ -24,6 +26,44 @@ struct Agent::Generation {
 void applyLogSection(const LogSection& log) {
   setLogLevel(log.level);
   setLogFormat(log.format);
+}
+
+Result<std::unique_ptr<Buffer>> openBuffer(const Config& config, MetricsRegistry& metrics, const Clock& clock,
+                                           bool read_only) {
+  const BufferSection& b = config.buffer;
+  if (b.type == BufferType::kMemory) {
+    BufferLimits limits;
+    limits.max_bytes = b.max_bytes;
+    limits.when_full = b.when_full;
+    limits.max_age = b.max_age;
+    return std::unique_ptr<Buffer>(std::make_unique<MemoryBuffer>(limits, metrics, clock));
+  }
+  DiskBufferOptions o;
+  o.path = config.agent.data_dir + "/buffer";
+  o.max_bytes = b.max_bytes;
+  o.when_full = b.when_full;
+  o.max_age = b.max_age;
+  o.fsync = b.fsync;
+  o.compress = b.compress;
+  o.zstd_level = b.zstd_level;
+  o.memory_budget = b.memory_budget;
+  o.read_only = read_only;
+  if (!b.key_file.empty()) {
+    auto key = loadKeyFile(b.key_file);
+    if (!key.isOk()) return key.status().withContext("buffer.encryption.key_file");
+    o.keys.push_back(*key);
+    for (const std::string& f : b.previous_key_files) {
+      auto old = loadKeyFile(f);
+      if (!old.isOk()) return old.status().withContext("buffer.encryption.previous_key_files");
+      o.keys.push_back(*old);
+    }
+  } else if (!read_only) {
+    logWarn("buffer", "buffer.encryption.key_file is not set: blocks are stored in plaintext in ",
+            o.path);
+  }
+  auto disk = DiskBuffer::open(std::move(o), metrics, clock);
+  if (!disk.isOk()) return disk.status();
+  return std::unique_ptr<Buffer>(std::move(disk).value());
 }
 
 Agent::Agent(MetricsRegistry& metrics, const Clock& clock) : metrics_(metrics), clock_(clock) {}
@@ -84,12 +124,13 @@ void Agent::retire(Generation& g, SteadyTime deadline, bool drain) {
 
 Status Agent::start(const Config& config) {
   applyLogSection(config.log);
-  BufferLimits limits;
-  limits.max_bytes = config.buffer.max_bytes;
-  limits.when_full = config.buffer.when_full;
-  limits.max_age = config.buffer.max_age;
-  buffer_ = std::make_unique<MemoryBuffer>(limits, metrics_, clock_);
-  logWarn("agent", "buffer.type is memory: records not yet delivered are lost when the agent stops");
+  auto buffer = openBuffer(config, metrics_, clock_);
+  if (!buffer.isOk()) return buffer.status();
+  buffer_ = std::move(buffer).value();
+  memory_buffer_ = dynamic_cast<MemoryBuffer*>(buffer_.get());
+  if (memory_buffer_ != nullptr) {
+    logWarn("agent", "buffer.type is memory: records not yet delivered are lost when the agent stops");
+  }
 
   auto g = build(config);
   if (!g.isOk()) return g.status();
@@ -104,7 +145,9 @@ Status Agent::start(const Config& config) {
 Status Agent::reload(const Config& config) {
   const BufferSection& a = config_.buffer;
   const BufferSection& b = config.buffer;
-  if (a.max_bytes != b.max_bytes || a.when_full != b.when_full || a.max_age != b.max_age ||
+  if (a.type != b.type || a.max_bytes != b.max_bytes || a.when_full != b.when_full || a.max_age != b.max_age ||
+      a.fsync != b.fsync || a.compress != b.compress || a.zstd_level != b.zstd_level || a.key_file != b.key_file ||
+      a.previous_key_files != b.previous_key_files || a.memory_budget != b.memory_budget ||
       config.agent.data_dir != config_.agent.data_dir) {
     logWarn("agent", "changes to buffer.* or agent.data_dir take effect at the next restart");
   }
@@ -126,10 +169,14 @@ Buffer& Agent::buffer() { return *buffer_; }
 
 void Agent::stop(SteadyTime deadline) {
   if (!current_) return;
-  retire(*current_, deadline, /*drain=*/true);
+  // A memory buffer loses what is not delivered: give the outputs the time left. A disk
+  // buffer keeps it: stop after the send in flight.
+  retire(*current_, deadline, /*drain=*/memory_buffer_ != nullptr);
   current_.reset();
   buffer_->interrupt();
-  buffer_->discardAtShutdown();
+  if (memory_buffer_ != nullptr) memory_buffer_->discardAtShutdown();
+  memory_buffer_ = nullptr;
+  buffer_.reset();  // closes RocksDB (flushes memtables) before the process exits
 }
 
 }  // namespace ferry

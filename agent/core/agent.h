@@ -48,11 +48,17 @@ class Agent {
   MetricsRegistry& metrics_;
   const Clock& clock_;
   Config config_;
-  std::unique_ptr<MemoryBuffer> buffer_;
+  std::unique_ptr<Buffer> buffer_;
+  MemoryBuffer* memory_buffer_ = nullptr;  // set when buffer_ is a MemoryBuffer
   std::unique_ptr<Generation> current_;
 };
 
 // Applies the log section (level, format).
 void applyLogSection(const LogSection& log);
+
+// Opens the buffer a config asks for (disk: <data_dir>/buffer, keys loaded and checked).
+// `read_only` opens a disk buffer for tools, beside a running agent.
+Result<std::unique_ptr<Buffer>> openBuffer(const Config& config, MetricsRegistry& metrics, const Clock& clock,
+                                           bool read_only = false);
 
 }  // namespace ferry

@@ -77,8 +77,17 @@ void Sender::loop() {
   backoff.reset();
 
   uint64_t pos = buffer_.cursor(options_.name);
+  std::string state = buffer_.commitState(options_.name);
+  if (state.empty()) {
+    // First run of this output: store where it starts, so a crash before the first ack
+    // is cut back as well.
+    state = output_->openedState();
+    if (!state.empty()) {
+      Status st = buffer_.ack(options_.name, pos, state);
+      if (!st.isOk()) logError("output", options_.name, ": storing its start state: ", st.toString());
+    }
+  }
   bool ended = false;
-  std::string state;
   while (!ended) {
     if (mustStop()) break;
     auto blocks = buffer_.read(options_.name, pos, 16, std::chrono::milliseconds(200));

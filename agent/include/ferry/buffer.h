@@ -74,7 +74,8 @@ class Buffer {
 
   // Sender thread of `output`: every block of `output` up to `seq` is done (delivered
   // or dead-lettered). `commit_state` (may be empty) is stored with the cursor in one
-  // atomic write (see SendResult::commit_state). Acks lower than the cursor are ignored.
+  // atomic write (see SendResult::commit_state). Acks lower than the cursor are ignored;
+  // an ack at the cursor only stores a non-empty commit state (Output::openedState).
   virtual Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) = 0;
 
   // Last acked sequence of `output` (0 when none or unknown) and its commit state.

@@ -54,6 +54,11 @@ class Output {
   // The block is owned by the caller and stays valid for the duration of the call.
   virtual SendResult send(const Block& block, SteadyTime deadline) = 0;
 
+  // The commit state right after a successful open() (before any send), for an output
+  // that never had one stored: the core stores it at the current cursor, so a crash
+  // before the first ack is cut back too. Empty: nothing to store.
+  virtual std::string openedState() const { return {}; }
+
   // Called on the sender thread once, after the last send.
   virtual void close() {}
 };

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -89,7 +90,46 @@ Result<uint64_t> endOfLastLine(const std::string& path, uint64_t size) {
   return end;
 }
 
+// Parses one decimal number at the front of `text` and removes it; no sign, no leading
+// zero except "0" itself.
+bool takeNumber(std::string_view* text, uint64_t* out) {
+  const char* first = text->data();
+  const char* last = first + text->size();
+  if (first == last || (*first == '0' && last - first > 1 && first[1] >= '0' && first[1] <= '9')) {
+    return false;
+  }
+  auto [ptr, ec] = std::from_chars(first, last, *out);
+  if (ec != std::errc() || ptr == first) return false;
+  text->remove_prefix(static_cast<size_t>(ptr - first));
+  return true;
+}
+
+bool takeSpace(std::string_view* text) {
+  if (text->empty() || text->front() != ' ') return false;
+  text->remove_prefix(1);
+  return true;
+}
+
+std::string describeFile(uint64_t dev, uint64_t inode) {
+  return strCat("device ", dev, " inode ", inode);
+}
+
 }  // namespace
+
+std::string FileCommitState::format() const { return strCat("v1 ", dev, ' ', inode, ' ', length); }
+
+std::optional<FileCommitState> FileCommitState::parse(std::string_view text) {
+  constexpr std::string_view kVersion = "v1";
+  if (text.substr(0, kVersion.size()) != kVersion) return std::nullopt;
+  text.remove_prefix(kVersion.size());
+  FileCommitState st;
+  if (!takeSpace(&text) || !takeNumber(&text, &st.dev) || !takeSpace(&text) ||
+      !takeNumber(&text, &st.inode) || !takeSpace(&text) || !takeNumber(&text, &st.length) ||
+      !text.empty()) {
+    return std::nullopt;
+  }
+  return st;
+}
 
 bool parseFileMode(std::string_view text, mode_t* out) {
   if (text.empty() || text.size() > 5) return false;
@@ -148,19 +188,159 @@ FileOutput::FileOutput(FileOutputConfig config) : config_(std::move(config)) {
 
 FileOutput::~FileOutput() { close(); }
 
-Status FileOutput::open(std::string_view /*committed_state*/) {
+Status FileOutput::open(std::string_view committed_state) {
   close();  // open() is called again after a failed open; never leak the descriptor
+  std::optional<FileCommitState> committed;
+  if (!committed_state.empty()) {
+    committed = FileCommitState::parse(committed_state);
+    if (!committed) {
+      logWarn(kLogComponent, config_.path, ": ignoring a malformed commit state \"",
+              committed_state, "\"; appending without cutting back (records may repeat)");
+    }
+  }
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   if (ec) {
     return fileError(config_.path + ": cannot create directory " + dir_, ec.value());
   }
-  FERRY_RETURN_IF_ERROR(openFile());
+  bool created = false;
+  FERRY_RETURN_IF_ERROR(openFile(&created));
+  Status cut = committed ? cutToCommitted(*committed, created) : cutPartialLine();
+  if (!cut) {
+    close();
+    return cut;
+  }
   pruneRotated();
+  // What the file holds now counts as delivered: a mid-run reopen cuts back to it.
+  last_state_ = currentState().format();
   return Status::ok();
 }
 
-Status FileOutput::openFile() {
+bool FileOutput::isCommittedFile(const FileCommitState& committed, uint64_t dev,
+                                 uint64_t inode, const std::string& path) const {
+  if (inode != committed.inode) return false;
+  if (dev != committed.dev) {
+    // Device numbers of some filesystems (overlayfs in a container, USB media, network
+    // mounts) change across a restart; the inode number at the same path does not.
+    logWarn(kLogComponent, path, ": same inode ", inode, " as at the last acknowledged block ",
+            "but device ", dev, " instead of ", committed.dev,
+            " (remounted?); taking it for the same file");
+  }
+  return true;
+}
+
+Status FileOutput::syncAfterCut(int fd, const std::string& path) const {
+  if (config_.sync && ::fsync(fd) != 0) return fileError(path + ": fsync after cut", errno);
+  return Status::ok();
+}
+
+Status FileOutput::cutToCommitted(const FileCommitState& committed, bool created) {
+  if (!created && isCommittedFile(committed, dev_, inode_, config_.path)) {
+    if (size_ < committed.length) {
+      logWarn(kLogComponent, config_.path, ": ", size_,
+              " bytes, shorter than the ", committed.length,
+              " it had at the last acknowledged block: something else truncated it; keeping it "
+              "as it is");
+      return cutPartialLine();
+    }
+    if (size_ > committed.length) {
+      if (::ftruncate(fd_, static_cast<off_t>(committed.length)) != 0) {
+        return fileError(config_.path + ": cut back to the last acknowledged block", errno);
+      }
+      FERRY_RETURN_IF_ERROR(syncAfterCut(fd_, config_.path));
+      logInfo(kLogComponent, config_.path, ": cut ", size_ - committed.length,
+              " bytes written after the last acknowledged block (they are sent again)");
+      size_ = committed.length;
+    }
+    return Status::ok();
+  }
+
+  // The output rotated after the last ack (or the file is gone): the committed file should
+  // be path.1, and whatever the current file holds was never acknowledged.
+  Result<bool> rotated = cutRotatedToCommitted(committed);
+  if (!rotated) return rotated.status();
+  if (created) return Status::ok();  // a new file: nothing to cut
+  if (*rotated || config_.max_files == 0) {
+    // With max_files 0 a rotation replaces the file, so the committed one is gone.
+    if (size_ > 0) {
+      if (::ftruncate(fd_, 0) != 0) {
+        return fileError(config_.path + ": cut blocks written after a rotation", errno);
+      }
+      FERRY_RETURN_IF_ERROR(syncAfterCut(fd_, config_.path));
+      logInfo(kLogComponent, config_.path, ": cut ", size_,
+              " bytes written after the last acknowledged block and a rotation (they are "
+              "sent again)");
+      size_ = 0;
+    }
+    return Status::ok();
+  }
+  logWarn(kLogComponent, config_.path, ": the file of the last acknowledged block (",
+          describeFile(committed.dev, committed.inode), ") is neither this file nor ",
+          rotatedPath(1), "; appending without cutting back (records may repeat)");
+  return cutPartialLine();
+}
+
+Result<bool> FileOutput::cutRotatedToCommitted(const FileCommitState& committed) const {
+  const std::string path = rotatedPath(1);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    return fileError(path, errno);
+  }
+  if (!S_ISREG(st.st_mode) || !isCommittedFile(committed, static_cast<uint64_t>(st.st_dev),
+                                                static_cast<uint64_t>(st.st_ino), path)) {
+    return false;
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size < committed.length) {
+    logWarn(kLogComponent, path, ": ", size, " bytes, shorter than the ", committed.length,
+            " it had at the last acknowledged block: something else truncated it; keeping it "
+            "as it is");
+    return true;
+  }
+  if (size == committed.length) return true;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return fileError(path + ": cut back to the last acknowledged block", errno);
+  Status s = Status::ok();
+  struct stat again {};
+  if (::fstat(fd, &again) != 0) {
+    s = fileError(path, errno);
+  } else if (again.st_ino != st.st_ino || again.st_dev != st.st_dev) {
+    s = unavailable(path + ": replaced while being checked");
+  } else if (::ftruncate(fd, static_cast<off_t>(committed.length)) != 0) {
+    s = fileError(path + ": cut back to the last acknowledged block", errno);
+  } else {
+    s = syncAfterCut(fd, path);
+  }
+  ::close(fd);
+  if (!s) return s;
+  logInfo(kLogComponent, path, ": cut ", size - committed.length,
+          " bytes written after the last acknowledged block (they are sent again)");
+  return true;
+}
+
+Status FileOutput::cutPartialLine() {
+  if (size_ == 0) return Status::ok();
+  // A crash in the middle of a write leaves a partial line; its block was not
+  // acknowledged and comes again, so cut the fragment rather than glue records to it.
+  Result<uint64_t> end = endOfLastLine(config_.path, size_);
+  if (!end.isOk()) {
+    logWarn(kLogComponent, "cannot check for a partial last line: ", end.status().message());
+    return Status::ok();
+  }
+  if (*end < size_) {
+    if (::ftruncate(fd_, static_cast<off_t>(*end)) != 0) {
+      return fileError(config_.path + ": cut a partial last line", errno);
+    }
+    FERRY_RETURN_IF_ERROR(syncAfterCut(fd_, config_.path));
+    logWarn(kLogComponent, config_.path, ": cut a partial last line of ", size_ - *end,
+            " bytes (left by an interrupted write; its block is sent again)");
+    size_ = *end;
+  }
+  return Status::ok();
+}
+
+Status FileOutput::openFile(bool* created_out) {
   const char* path = config_.path.c_str();
   int fd = -1;
   bool created = false;
@@ -197,24 +377,6 @@ Status FileOutput::openFile() {
     ::close(fd);
     return fileError(config_.path, err);
   }
-  uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (size > 0) {
-    // A crash in the middle of a write leaves a partial line; its block was not
-    // acknowledged and comes again, so cut the fragment rather than glue records to it.
-    Result<uint64_t> end = endOfLastLine(config_.path, size);
-    if (!end.isOk()) {
-      logWarn(kLogComponent, "cannot check for a partial last line: ", end.status().message());
-    } else if (*end < size) {
-      if (::ftruncate(fd, static_cast<off_t>(*end)) != 0) {
-        const int err = errno;
-        ::close(fd);
-        return fileError(config_.path + ": cut a partial last line", err);
-      }
-      logWarn(kLogComponent, config_.path, ": cut a partial last line of ", size - *end,
-              " bytes (left by an interrupted write; its block is sent again)");
-      size = *end;
-    }
-  }
   if (created) {
     // open() filtered the mode through the umask; the config states the exact mode.
     // Filesystems without permissions (vfat on an SD card) refuse, which is harmless.
@@ -225,8 +387,11 @@ Status FileOutput::openFile() {
     dir_dirty_ = true;
   }
   fd_ = fd;
-  size_ = size;
+  size_ = static_cast<uint64_t>(st.st_size);
+  dev_ = static_cast<uint64_t>(st.st_dev);
+  inode_ = static_cast<uint64_t>(st.st_ino);
   torn_ = false;
+  if (created_out != nullptr) *created_out = created;
   return Status::ok();
 }
 
@@ -241,27 +406,35 @@ std::string FileOutput::rotatedPath(int64_t index) const {
 
 Status FileOutput::rotate() {
   if (config_.max_files == 0) {
-    // O_APPEND writes follow the new end, so the descriptor stays usable.
-    if (::ftruncate(fd_, 0) != 0) return fileError(config_.path + ": truncate", errno);
-    size_ = 0;
-    return Status::ok();
-  }
-  // rename() replaces the target, so the oldest kept file disappears with the first step.
-  for (int64_t i = config_.max_files - 1; i >= 1; --i) {
-    const std::string from = rotatedPath(i);
-    if (::rename(from.c_str(), rotatedPath(i + 1).c_str()) != 0 && errno != ENOENT) {
-      return fileError(from + ": rotate", errno);
+    // Replaced rather than truncated in place: the commit state of the last block names
+    // the old inode, and a restart before the next ack must see a different file here
+    // (cut to 0), not the same file with other contents at the committed offsets.
+    if (::unlink(config_.path.c_str()) != 0 && errno != ENOENT) {
+      return fileError(config_.path + ": rotate", errno);
+    }
+  } else {
+    // rename() replaces the target, so the oldest kept file disappears with the first step.
+    for (int64_t i = config_.max_files - 1; i >= 1; --i) {
+      const std::string from = rotatedPath(i);
+      if (::rename(from.c_str(), rotatedPath(i + 1).c_str()) != 0 && errno != ENOENT) {
+        return fileError(from + ": rotate", errno);
+      }
+    }
+    if (::rename(config_.path.c_str(), rotatedPath(1).c_str()) != 0) {
+      return fileError(config_.path + ": rotate", errno);
     }
   }
-  if (::rename(config_.path.c_str(), rotatedPath(1).c_str()) != 0) {
-    return fileError(config_.path + ": rotate", errno);
-  }
   dir_dirty_ = true;
-  close();
+  // The old file stays open until the new one exists, so the new one cannot get its inode
+  // number (an unlinked file's number is free for reuse once its last descriptor closes).
+  const int old_fd = fd_;
+  fd_ = -1;
   size_ = 0;
   logDebug(kLogComponent, "rotated ", config_.path);
   // On failure fd_ stays closed and the next send() opens the file again.
-  return openFile();
+  Status s = openFile(nullptr);
+  ::close(old_fd);
+  return s;
 }
 
 void FileOutput::pruneRotated() const {
@@ -306,8 +479,9 @@ SendResult FileOutput::failAfterWrite(uint64_t size_before, const Status& why) {
 
 SendResult FileOutput::send(const Block& block, SteadyTime /*deadline*/) {
   if (fd_ < 0) {
-    // Never opened, or a rotation could not create the new file.
-    if (Status s = open({}); !s) return SendResult::retry(s.message());
+    // Never opened, or a rotation could not create the new file. The last state this
+    // output produced cuts back anything written after the last delivered block.
+    if (Status s = open(last_state_); !s) return SendResult::retry(s.message());
   }
   if (torn_) {
     if (::ftruncate(fd_, static_cast<off_t>(size_)) != 0) {
@@ -318,7 +492,7 @@ SendResult FileOutput::send(const Block& block, SteadyTime /*deadline*/) {
 
   buf_.clear();
   block.records.appendNdjson(buf_);
-  if (buf_.empty()) return SendResult::delivered();
+  if (buf_.empty()) return SendResult::delivered(last_state_ = currentState().format());
 
   // An empty file takes the block whatever its size: a block bigger than max_size gets a
   // file of its own instead of being split across two.
@@ -352,7 +526,8 @@ SendResult FileOutput::send(const Block& block, SteadyTime /*deadline*/) {
       dir_dirty_ = false;
     }
   }
-  return SendResult::delivered();
+  last_state_ = currentState().format();
+  return SendResult::delivered(last_state_);
 }
 
 namespace {
@@ -371,7 +546,7 @@ const OptionSpec kFileOptions[] = {
      .type = OptionType::kInt,
      .default_value = "5",
      .help = "rotated files kept as <path>.1 (newest) ... <path>.N, at most 1000; 0 keeps "
-             "none: the file is truncated instead"},
+             "none: the file is replaced by an empty one instead"},
     {.key = "sync",
      .type = OptionType::kBool,
      .default_value = "true",

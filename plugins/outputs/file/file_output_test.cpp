@@ -1,13 +1,19 @@
 #include "plugins/outputs/file/file_output.h"
 
 #include <doctest/doctest.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <memory>
+#include <fstream>
+#include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -69,6 +75,51 @@ bool delivered(Output& out, const Block& block) {
   INFO(r.reason);
   return r.kind == SendResult::Kind::kDelivered;
 }
+
+// Sends a block that must be delivered; returns its commit state.
+std::string deliveredState(Output& out, const Block& block) {
+  SendResult r = out.send(block, soon());
+  INFO(r.reason);
+  REQUIRE(r.kind == SendResult::Kind::kDelivered);
+  return r.commit_state;
+}
+
+// The commit state `path` has now: "v1 <dev> <inode> <size>".
+std::string stateOf(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return "v1 " + std::to_string(st.st_dev) + " " + std::to_string(st.st_ino) + " " +
+         std::to_string(st.st_size);
+}
+
+uint64_t inodeOf(const std::string& path) {
+  struct stat st {};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+void appendToFile(const std::string& path, const std::string& bytes) {
+  test::writeFile(path, test::readFile(path) + bytes, 0640);  // same inode: truncates in place
+}
+
+// Sets RLIMIT_NOFILE to the lowest free descriptor for the scope: every open() fails with
+// EMFILE, while rename() and the descriptors already open keep working.
+class NoMoreDescriptors {
+ public:
+  NoMoreDescriptors() {
+    ::getrlimit(RLIMIT_NOFILE, &previous_);
+    const int lowest_free = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    REQUIRE(lowest_free >= 0);
+    ::close(lowest_free);
+    rlimit lim = previous_;
+    lim.rlim_cur = static_cast<rlim_t>(lowest_free);
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  ~NoMoreDescriptors() { ::setrlimit(RLIMIT_NOFILE, &previous_); }
+
+ private:
+  rlimit previous_{};
+};
 
 mode_t permissions(const std::string& path) {
   struct stat st {};
@@ -273,7 +324,7 @@ TEST_SUITE("outputs.file") {
     CHECK(!fs::exists(path + ".1"));
   }
 
-  TEST_CASE("max_files 0 truncates instead of keeping rotated files") {
+  TEST_CASE("max_files 0 starts an empty file instead of keeping rotated files") {
     test::TempDir dir;
     const std::string path = dir.file("out.ndjson");
     auto out = makeOutput(fileOptions(path, "30", 0));
@@ -399,6 +450,369 @@ TEST_SUITE("outputs.file") {
     REQUIRE(out->open({}).isOk());
     REQUIRE(delivered(*out, makeBlock(1, {R"({"a":1})"})));
     CHECK(test::readFile(path) == "{\"a\":1}\n");
+  }
+
+  TEST_CASE("the commit state is the file's device, inode and length after the block") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    for (const bool sync : {true, false}) {
+      CAPTURE(sync);
+      std::filesystem::remove(path);
+      auto out = makeOutput(fileOptions(path, "100MiB", 5, sync));
+      REQUIRE(out->open({}).isOk());
+      const std::string state1 = deliveredState(*out, makeBlock(1, {R"({"a":1})"}));
+      CHECK(state1 == stateOf(path));
+      const std::string state2 =
+          deliveredState(*out, makeBlock(2, {R"({"b":2})", R"({"c":3})"}));
+      CHECK(state2 == stateOf(path));
+      // An empty block writes nothing and reports where the file is.
+      CHECK(deliveredState(*out, makeBlock(3, {})) == state2);
+      const std::optional<FileCommitState> st = FileCommitState::parse(stateOf(path));
+      REQUIRE(st.has_value());
+      CHECK(st->inode == inodeOf(path));
+      CHECK(st->length == 24);
+      CHECK(st->format() == stateOf(path));
+    }
+  }
+
+  TEST_CASE("commit states parse only in the exact form they are written") {
+    const std::optional<FileCommitState> ok = FileCommitState::parse("v1 2049 131074 0");
+    REQUIRE(ok.has_value());
+    CHECK(ok->dev == 2049);
+    CHECK(ok->inode == 131074);
+    CHECK(ok->length == 0);
+    CHECK(FileCommitState{18446744073709551615u, 1, 2}.format() == "v1 18446744073709551615 1 2");
+    CHECK(FileCommitState::parse("v1 18446744073709551615 1 2").has_value());
+    for (const std::string_view bad :
+         {"", "v1", "v1 1 2", "v2 1 2 3", "v1 1 2 3 ", " v1 1 2 3", "v1  1 2 3", "v1 1 2 3 4",
+          "v1 -1 2 3", "v1 +1 2 3", "v1 01 2 3", "v1 1 2 x", "v1 18446744073709551616 1 2",
+          "v10 1 2 3", "V1 1 2 3", "v1\t1 2 3"}) {
+      CAPTURE(bad);
+      CHECK(!FileCommitState::parse(bad).has_value());
+    }
+  }
+
+  TEST_CASE("open with a commit state cuts the blocks written after it (crash before the ack)") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    for (const bool sync : {true, false}) {
+      CAPTURE(sync);
+      std::filesystem::remove(path);
+      const std::vector<std::string> b1 = {R"({"n":1})", R"({"n":2})"};
+      const std::vector<std::string> b2 = {R"({"n":3})"};
+      const std::vector<std::string> b3 = {R"({"n":4})", R"({"n":5})", R"({"n":6})"};
+      std::string state2, state3;
+      {
+        auto out = makeOutput(fileOptions(path, "100MiB", 5, sync));
+        REQUIRE(out->open({}).isOk());
+        deliveredState(*out, makeBlock(1, b1));
+        state2 = deliveredState(*out, makeBlock(2, b2));
+        state3 = deliveredState(*out, makeBlock(3, b3));
+      }  // "killed" here: block 3 was written but its ack never stored
+      REQUIRE(test::readFile(path) == ndjson(b1) + ndjson(b2) + ndjson(b3));
+
+      CaptureLog log;
+      auto out = makeOutput(fileOptions(path, "100MiB", 5, sync));
+      REQUIRE(out->open(state2).isOk());
+      CHECK(test::readFile(path) == ndjson(b1) + ndjson(b2));
+      CHECK(stateOf(path) == state2);
+      CHECK(g_log.find("cut " + std::to_string(ndjson(b3).size()) + " bytes") !=
+            std::string::npos);
+      // The buffer replays block 3: it is in the file exactly once.
+      CHECK(deliveredState(*out, makeBlock(3, b3)) == state3);
+      CHECK(test::readFile(path) == ndjson(b1) + ndjson(b2) + ndjson(b3));
+
+      // Opening with the state of the last block cuts nothing.
+      out = makeOutput(fileOptions(path, "100MiB", 5, sync));
+      REQUIRE(out->open(state3).isOk());
+      CHECK(test::readFile(path) == ndjson(b1) + ndjson(b2) + ndjson(b3));
+    }
+  }
+
+  TEST_CASE("a commit state also cuts a torn write of the unacknowledged block") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    std::string state1;
+    {
+      auto out = makeOutput(fileOptions(path));
+      REQUIRE(out->open({}).isOk());
+      state1 = deliveredState(*out, makeBlock(1, {R"({"a":1})"}));
+    }
+    appendToFile(path, "{\"b\":2}\n{\"c\":");  // killed in the middle of block 2's write
+    auto out = makeOutput(fileOptions(path));
+    REQUIRE(out->open(state1).isOk());
+    REQUIRE(delivered(*out, makeBlock(2, {R"({"b":2})", R"({"c":3})"})));
+    CHECK(test::readFile(path) == "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+  }
+
+  TEST_CASE("a rotation after the ack: path.1 is cut to the committed length, path to 0") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    // 20-byte blocks, max_size 45: blocks 1 and 2 fill a file, block 3 rotates.
+    const std::vector<std::string> b1 = {recordOfLine('a', 20)};
+    const std::vector<std::string> b2 = {recordOfLine('b', 20)};
+    const std::vector<std::string> b3 = {recordOfLine('c', 20)};
+    std::string state1, state2;
+    {
+      auto out = makeOutput(fileOptions(path, "45", 3));
+      REQUIRE(out->open({}).isOk());
+      state1 = deliveredState(*out, makeBlock(1, b1));
+      state2 = deliveredState(*out, makeBlock(2, b2));
+      deliveredState(*out, makeBlock(3, b3));
+    }
+    REQUIRE(test::readFile(path + ".1") == ndjson(b1) + ndjson(b2));
+    REQUIRE(test::readFile(path) == ndjson(b3));
+
+    SUBCASE("acked up to block 2: the rotated file is whole, the new one is emptied") {
+      CaptureLog log;
+      auto out = makeOutput(fileOptions(path, "45", 3));
+      REQUIRE(out->open(state2).isOk());
+      CHECK(test::readFile(path + ".1") == ndjson(b1) + ndjson(b2));
+      CHECK(test::readFile(path).empty());
+      CHECK(g_log.find("rotation") != std::string::npos);
+      REQUIRE(delivered(*out, makeBlock(3, b3)));
+      CHECK(test::readFile(path + ".1") == ndjson(b1) + ndjson(b2));
+      CHECK(test::readFile(path) == ndjson(b3));
+      CHECK(!fs::exists(path + ".2"));
+    }
+    SUBCASE("acked up to block 1: path.1 is cut back too, and blocks 2 and 3 come again") {
+      auto out = makeOutput(fileOptions(path, "45", 3));
+      REQUIRE(out->open(state1).isOk());
+      CHECK(test::readFile(path + ".1") == ndjson(b1));
+      CHECK(test::readFile(path).empty());
+      REQUIRE(delivered(*out, makeBlock(2, b2)));
+      REQUIRE(delivered(*out, makeBlock(3, b3)));
+      // Every record once, in order, across the files.
+      CHECK(test::readFile(path + ".2") + test::readFile(path + ".1") + test::readFile(path) ==
+            ndjson(b1) + ndjson(b2) + ndjson(b3));
+    }
+    SUBCASE("killed between the rename and the new file: the file is created, nothing cut") {
+      fs::remove(path);
+      auto out = makeOutput(fileOptions(path, "45", 3));
+      REQUIRE(out->open(state2).isOk());
+      CHECK(test::readFile(path + ".1") == ndjson(b1) + ndjson(b2));
+      CHECK(fs::exists(path));
+      REQUIRE(delivered(*out, makeBlock(3, b3)));
+      CHECK(test::readFile(path) == ndjson(b3));
+    }
+  }
+
+  TEST_CASE("max_files 0 replaces the file, so a state from before it empties the new one") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    const std::vector<std::string> b1 = {recordOfLine('a', 30)};
+    const std::vector<std::string> b2 = {recordOfLine('b', 20)};
+    std::string state1;
+    {
+      auto out = makeOutput(fileOptions(path, "40", 0));
+      REQUIRE(out->open({}).isOk());
+      state1 = deliveredState(*out, makeBlock(1, b1));
+      const uint64_t before = inodeOf(path);
+      deliveredState(*out, makeBlock(2, b2));  // 30 + 20 > 40: the file is replaced
+      CHECK(inodeOf(path) != before);
+    }
+    REQUIRE(test::readFile(path) == ndjson(b2));
+    auto out = makeOutput(fileOptions(path, "40", 0));
+    REQUIRE(out->open(state1).isOk());
+    CHECK(test::readFile(path).empty());
+    REQUIRE(delivered(*out, makeBlock(2, b2)));
+    CHECK(test::readFile(path) == ndjson(b2));
+    CHECK(!fs::exists(path + ".1"));
+  }
+
+  TEST_CASE("an empty commit state keeps appending (and cuts a partial last line)") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    test::writeFile(path, "{\"old\":1}\n{\"torn", 0640);
+    auto out = makeOutput(fileOptions(path));
+    REQUIRE(out->open("").isOk());
+    CHECK(test::readFile(path) == "{\"old\":1}\n");
+    const std::string state = deliveredState(*out, makeBlock(1, {R"({"a":1})"}));
+    CHECK(state == stateOf(path));
+    CHECK(test::readFile(path) == "{\"old\":1}\n{\"a\":1}\n");
+  }
+
+  TEST_CASE("a malformed commit state is ignored with a warning: appending as without one") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    for (const std::string bad : {"garbage", "v1 1 2", "v2 1 2 3", "v1 1 2 3 extra"}) {
+      CAPTURE(bad);
+      test::writeFile(path, "{\"old\":1}\n{\"torn", 0640);
+      CaptureLog log;
+      auto out = makeOutput(fileOptions(path));
+      REQUIRE(out->open(bad).isOk());
+      CHECK(g_log.find("malformed commit state \"" + bad + "\"") != std::string::npos);
+      CHECK(test::readFile(path) == "{\"old\":1}\n");
+      REQUIRE(delivered(*out, makeBlock(1, {R"({"a":1})"})));
+      CHECK(test::readFile(path) == "{\"old\":1}\n{\"a\":1}\n");
+    }
+  }
+
+  TEST_CASE("a file shorter than the committed length is kept as it is, with a warning") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    std::string state2;
+    {
+      auto out = makeOutput(fileOptions(path));
+      REQUIRE(out->open({}).isOk());
+      deliveredState(*out, makeBlock(1, {R"({"a":1})"}));
+      state2 = deliveredState(*out, makeBlock(2, {R"({"b":2})"}));
+    }
+    test::writeFile(path, "{\"a\":1}\n", 0640);  // truncated in place by someone else
+    CaptureLog log;
+    auto out = makeOutput(fileOptions(path));
+    REQUIRE(out->open(state2).isOk());
+    CHECK(g_log.find("shorter than the 16") != std::string::npos);
+    CHECK(g_log.find("keeping it as it is") != std::string::npos);
+    CHECK(test::readFile(path) == "{\"a\":1}\n");
+    REQUIRE(delivered(*out, makeBlock(3, {R"({"c":3})"})));
+    CHECK(test::readFile(path) == "{\"a\":1}\n{\"c\":3}\n");
+  }
+
+  TEST_CASE("a committed file found nowhere means appending, with a warning") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    std::string state1;
+    {
+      auto out = makeOutput(fileOptions(path));
+      REQUIRE(out->open({}).isOk());
+      state1 = deliveredState(*out, makeBlock(1, {R"({"a":1})"}));
+      REQUIRE(delivered(*out, makeBlock(2, {R"({"b":2})"})));
+    }
+    // Replaced by a copy (a new inode) behind the agent's back: nothing is cut blindly.
+    // The copy is made before the original goes, so it cannot reuse its inode number.
+    const std::string copy = test::readFile(path);
+    test::writeFile(path + ".copy", copy, 0640);
+    fs::rename(path + ".copy", path);
+    CaptureLog log;
+    auto out = makeOutput(fileOptions(path));
+    REQUIRE(out->open(state1).isOk());
+    CHECK(g_log.find("appending without cutting back") != std::string::npos);
+    CHECK(test::readFile(path) == copy);
+  }
+
+  TEST_CASE("a mid-run reopen cuts back to the last delivered block, not to nothing") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    const std::vector<std::string> b1 = {recordOfLine('a', 30)};
+    const std::vector<std::string> b2 = {recordOfLine('b', 30)};
+    auto out = makeOutput(fileOptions(path, "40", 3));
+    REQUIRE(out->open({}).isOk());
+    REQUIRE(delivered(*out, makeBlock(1, b1)));
+    {
+      NoMoreDescriptors limit;  // the rotation renames, then cannot create the new file
+      SendResult r = out->send(makeBlock(2, b2), soon());
+      CHECK(r.kind == SendResult::Kind::kRetry);
+    }
+    REQUIRE(test::readFile(path + ".1") == ndjson(b1));
+    // Something left at the path meanwhile holds no delivered block of this output.
+    test::writeFile(path, "{\"stray\":1}\n", 0640);
+    REQUIRE(delivered(*out, makeBlock(2, b2)));
+    CHECK(test::readFile(path + ".1") == ndjson(b1));
+    CHECK(test::readFile(path) == ndjson(b2));
+  }
+
+  TEST_CASE("SIGKILL at any moment: after restarts every record is in the files once, in order") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    // Stand-in for the buffer: "<seq> <commit state>" of the last acked block, replaced
+    // atomically after each delivery, as the core stores cursor and state in one write.
+    const std::string ack = dir.file("ack");
+    constexpr uint64_t kBlocks = 1000;
+    constexpr int64_t kMaxFiles = 200;
+    auto records = [](uint64_t seq) {
+      std::vector<std::string> r;
+      for (uint64_t i = 0; i <= seq % 3; ++i) {
+        r.push_back("{\"seq\":" + std::to_string(seq) + ",\"i\":" + std::to_string(i) + "}");
+      }
+      return r;
+    };
+    auto config = [&](bool sync) {
+      FileOutputConfig c;
+      c.path = path;
+      c.max_size = 300;  // a rotation every ~9 blocks: ~110 files, all kept
+      c.max_files = kMaxFiles;
+      c.sync = sync;
+      return c;
+    };
+    // Each round a child process runs the output from the acked state (sync: true every
+    // fourth round) and is SIGKILLed after 0-8 ms, at whatever point it has reached.
+    CaptureLog log;  // keeps the cut messages off stderr
+    std::mt19937 rng(20261124);
+    // Exactly-once starts with the first acknowledged block: before it the state is empty
+    // and a file with contents is appended to (it may be older records of this output).
+    uint64_t acked = 1;
+    std::string state;
+    {
+      FileOutput first(config(true));
+      REQUIRE(first.open({}).isOk());
+      state = deliveredState(first, makeBlock(1, records(1)));
+    }
+    int killed = 0;
+    int tails = 0;
+    for (int round = 0; round < 60 && acked < kBlocks; ++round) {
+      const pid_t pid = ::fork();
+      REQUIRE(pid >= 0);
+      if (pid == 0) {
+        FileOutput out(config(round % 4 == 0));
+        if (!out.open(state)) ::_exit(2);
+        for (uint64_t seq = acked + 1; seq <= kBlocks; ++seq) {
+          SendResult r = out.send(makeBlock(seq, records(seq)), soon());
+          if (r.kind != SendResult::Kind::kDelivered) ::_exit(3);
+          {
+            std::ofstream f(ack + ".tmp", std::ios::trunc);
+            f << seq << ' ' << r.commit_state;
+          }
+          if (::rename((ack + ".tmp").c_str(), ack.c_str()) != 0) ::_exit(4);
+        }
+        ::_exit(0);
+      }
+      ::usleep(std::uniform_int_distribution<useconds_t>(0, 8000)(rng));
+      ::kill(pid, SIGKILL);
+      int status = 0;
+      REQUIRE(::waitpid(pid, &status, 0) == pid);
+      if (WIFSIGNALED(status)) ++killed;
+      if (WIFEXITED(status)) REQUIRE(WEXITSTATUS(status) == 0);
+      const std::string text = test::readFile(ack);
+      if (!text.empty()) {
+        const size_t space = text.find(' ');
+        REQUIRE(space != std::string::npos);
+        acked = std::stoull(text.substr(0, space));
+        state = text.substr(space + 1);
+      }
+      // Did the kill leave bytes after the acknowledged block for the next open() to cut?
+      uint64_t bytes = 0;
+      for (const auto& e : fs::directory_iterator(dir.path())) {
+        if (e.path().filename().string().rfind("out.ndjson", 0) == 0) {
+          bytes += fs::file_size(e.path());
+        }
+      }
+      uint64_t acked_bytes = 0;
+      for (uint64_t seq = 1; seq <= acked; ++seq) acked_bytes += ndjson(records(seq)).size();
+      if (bytes > acked_bytes) ++tails;
+    }
+    CHECK(killed > 5);
+    CHECK(tails > 0);  // typically 10-15 of the 60 kills
+    // The last restart runs to the end.
+    FileOutput out(config(false));
+    REQUIRE(out.open(state).isOk());
+    for (uint64_t seq = acked + 1; seq <= kBlocks; ++seq) {
+      REQUIRE(delivered(out, makeBlock(seq, records(seq))));
+    }
+    out.close();
+
+    std::string expected;
+    for (uint64_t seq = 1; seq <= kBlocks; ++seq) expected += ndjson(records(seq));
+    std::string got;
+    for (int64_t i = kMaxFiles; i >= 1; --i) {
+      const std::string rotated = path + "." + std::to_string(i);
+      if (fs::exists(rotated)) got += test::readFile(rotated);
+    }
+    got += test::readFile(path);
+    CHECK(got.size() == expected.size());
+    CHECK(got == expected);
+    CHECK(fs::exists(path + ".50"));  // it did rotate, many times
+    CHECK(!fs::exists(path + "." + std::to_string(kMaxFiles)));  // and nothing was pruned
   }
 
   TEST_CASE("bad options are rejected naming the key's location") {

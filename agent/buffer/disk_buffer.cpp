@@ -1,0 +1,813 @@
+#include "agent/buffer/disk_buffer.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/table_properties_collectors.h>
+#include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "ferry/log.h"
+#include "ferry/options.h"
+
+namespace ferry {
+namespace {
+
+constexpr char kFormat[] = "ferry-buffer 1";
+
+std::string seqKey(uint64_t seq) {
+  std::string k(8, '\0');
+  for (int i = 7; i >= 0; --i) {
+    k[static_cast<size_t>(i)] = static_cast<char>(seq & 0xff);
+    seq >>= 8;
+  }
+  return k;
+}
+
+uint64_t readU64(std::string_view s, size_t at = 0) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; ++i) v = (v << 8) | static_cast<uint8_t>(s[at + i]);
+  return v;
+}
+uint32_t readU32(std::string_view s, size_t at) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v = (v << 8) | static_cast<uint8_t>(s[at + i]);
+  return v;
+}
+void putU64(std::string& s, uint64_t v) {
+  for (int i = 7; i >= 0; --i) s.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+void putU32(std::string& s, uint32_t v) {
+  for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
+}
+
+Status fromRocks(const rocksdb::Status& s, std::string_view what) {
+  if (s.ok()) return Status::ok();
+  std::string m = std::string(what) + ": " + s.ToString();
+  if (s.IsCorruption()) return corruption(m);
+  if (s.IsNoSpace()) return resourceExhausted(m);
+  if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return unavailable(m);
+  if (s.IsNotFound()) return notFound(m);
+  if (s.IsInvalidArgument()) return invalidArgument(m);
+  return ioError(m);
+}
+
+// RocksDB settings for a FIFO queue of ~30 KiB values on slow flash, each with its reason.
+rocksdb::ColumnFamilyOptions queueCfOptions(const std::shared_ptr<rocksdb::Cache>& cache, uint64_t budget) {
+  rocksdb::ColumnFamilyOptions cf;
+  // Values are sealed (already zstd-compressed and encrypted): compressing again wastes CPU.
+  cf.compression = rocksdb::kNoCompression;
+  cf.bottommost_compression = rocksdb::kNoCompression;
+  // Small memtables: acked data usually dies in the memtable (its DeleteRange is applied at
+  // flush), and a small memtable bounds memory and WAL replay time.
+  cf.write_buffer_size = std::max<uint64_t>(1 << 20, budget / 4);
+  cf.max_write_buffer_number = 2;
+  cf.min_write_buffer_number_to_merge = 1;
+  // Few, small levels: the backlog is at most max_bytes and is consumed oldest first.
+  cf.num_levels = 4;
+  cf.level0_file_num_compaction_trigger = 4;
+  cf.target_file_size_base = 8 << 20;
+  cf.max_bytes_for_level_base = 64 << 20;
+  // Whole files below the slowest cursor are dropped by DeleteFilesInRange; files with many
+  // range-deleted keys are compacted early so tombstones do not pile up.
+  cf.table_properties_collector_factories.emplace_back(
+      rocksdb::NewCompactOnDeletionCollectorFactory(128, 64, 0.5));
+  rocksdb::BlockBasedTableOptions t;
+  t.block_cache = cache;
+  // Keep index/filter blocks in the bounded cache rather than unbounded table-reader memory.
+  t.cache_index_and_filter_blocks = true;
+  t.pin_l0_filter_and_index_blocks_in_cache = true;
+  // Reads are sequential scans and Gets of keys that exist: a bloom filter buys nothing.
+  t.filter_policy = nullptr;
+  // Values are ~30 KiB; 16 KiB blocks keep the index small without much read amplification.
+  t.block_size = 16 << 10;
+  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  return cf;
+}
+
+}  // namespace
+
+DiskBuffer::DiskBuffer(DiskBufferOptions options, MetricsRegistry& metrics, const Clock& clock)
+    : options_(std::move(options)),
+      metrics_(metrics),
+      clock_(clock),
+      drops_(metrics, clock),
+      bytes_gauge_(metrics.gauge("ferry_buffer_bytes", {}, "bytes held by the buffer")),
+      quarantined_counter_(metrics.counter("ferry_buffer_quarantined_blocks_total", {},
+                                           "blocks that failed their check, kept in quarantine")) {}
+
+DiskBuffer::~DiskBuffer() {
+  interrupt();
+  if (db_) {
+    if (!options_.read_only) {
+      // A clean stop leaves nothing to replay: the next open is fast.
+      rocksdb::FlushOptions fo;
+      (void)db_->Flush(fo, handles_);
+    }
+    for (auto* h : handles_) (void)db_->DestroyColumnFamilyHandle(h);
+    handles_.clear();
+    (void)db_->Close();
+    db_.reset();
+  }
+}
+
+Result<std::unique_ptr<DiskBuffer>> DiskBuffer::open(DiskBufferOptions options, MetricsRegistry& metrics,
+                                                     const Clock& clock) {
+  std::unique_ptr<DiskBuffer> b(new DiskBuffer(std::move(options), metrics, clock));
+  for (size_t i = 0; i < b->options_.keys.size(); ++i) b->keyring_.addMaster(b->options_.keys[i]);
+  FERRY_RETURN_IF_ERROR(b->openDb());
+  FERRY_RETURN_IF_ERROR(b->loadState());
+  CodecOptions co;
+  co.compress = b->options_.compress;
+  co.zstd_level = b->options_.zstd_level;
+  co.keyring = &b->keyring_;
+  b->writer_codec_ = std::make_unique<BlockCodec>(co);
+  return b;
+}
+
+Status DiskBuffer::openDb() {
+  const std::string& path = options_.path;
+  const bool exists = std::filesystem::exists(path + "/CURRENT");
+  if (!exists) {
+    if (options_.read_only) return notFound("no buffer at " + path);
+    std::error_code ec;
+    std::filesystem::create_directories(path, ec);
+    if (ec) return ioError("cannot create buffer directory " + path + ": " + ec.message());
+    ::chmod(path.c_str(), 0700);
+  }
+  cache_ = rocksdb::NewLRUCache(std::max<uint64_t>(1 << 20, options_.memory_budget / 2));
+  rocksdb::DBOptions db;
+  db.create_if_missing = !options_.read_only;
+  db.create_missing_column_families = !options_.read_only;
+  // Memtables of every column family and the block cache share one budget.
+  db.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(options_.memory_budget / 2, cache_);
+  // Bound the WAL so old memtables get flushed and WAL files recycled.
+  db.max_total_wal_size = 32 << 20;
+  // Reuse WAL files instead of creating new ones: fewer metadata writes on flash.
+  db.recycle_log_file_num = 2;
+  // A small device: a couple of background threads, few open files.
+  db.max_background_jobs = 2;
+  db.max_open_files = 256;
+  // RocksDB's info LOG is kept small and quiet; Ferry logs what matters itself.
+  db.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
+  db.keep_log_file_num = 2;
+  db.max_log_file_size = 1 << 20;
+  db.stats_dump_period_sec = 0;
+  db.stats_persist_period_sec = 0;
+  // Checksums are verified on every read; a damaged block is quarantined, not served.
+  db.paranoid_checks = true;
+  // Torn writes at the WAL tail after a crash are cut; everything synced before is kept.
+  db.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+
+  rocksdb::ColumnFamilyOptions cf = queueCfOptions(cache_, options_.memory_budget);
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
+  for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), "blocks", "index", "meta", "quarantine"}) {
+    cfs.emplace_back(name, cf);
+  }
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s;
+  rocksdb::Options merged(db, cf);
+  if (options_.read_only) {
+    // A buffer whose creation was interrupted (killed before all column families existed)
+    // holds no blocks yet; the agent's next read-write open completes it.
+    std::vector<std::string> existing;
+    if (rocksdb::DB::ListColumnFamilies(merged, path, &existing).ok() && existing.size() < cfs.size()) {
+      return notFound("buffer at " + path + " was never completely created (it holds no blocks)");
+    }
+    s = rocksdb::DB::OpenForReadOnly(merged, path, cfs, &handles_, &raw);
+  } else {
+    s = rocksdb::DB::Open(db, path, cfs, &handles_, &raw);
+  }
+  if (!s.ok()) {
+    return Status(s.IsCorruption() ? StatusCode::kCorruption : StatusCode::kIoError,
+                  "cannot open the buffer at " + path + ": " + s.ToString() +
+                      ". The data was left as it is; run `ferry buffer check --data-dir <data_dir>` to see "
+                      "what can be salvaged");
+  }
+  db_.reset(raw);
+  blocks_cf_ = handles_[1];
+  index_cf_ = handles_[2];
+  meta_cf_ = handles_[3];
+  quarantine_cf_ = handles_[4];
+  return Status::ok();
+}
+
+Status DiskBuffer::loadState() {
+  rocksdb::ReadOptions ro;
+  std::string format;
+  rocksdb::Status s = db_->Get(ro, meta_cf_, "format", &format);
+  if (s.IsNotFound()) {
+    if (!options_.read_only) {
+      FERRY_RETURN_IF_ERROR(fromRocks(db_->Put(rocksdb::WriteOptions(), meta_cf_, "format", kFormat), "buffer"));
+    }
+  } else if (!s.ok()) {
+    return fromRocks(s, "reading the buffer format");
+  } else if (format != kFormat) {
+    return invalidArgument("buffer at " + options_.path + " has format \"" + format + "\"; this agent reads \"" +
+                           kFormat + "\"");
+  }
+
+  uint64_t max_seq = 0;
+  std::vector<uint32_t> dek_ids;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, meta_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      std::string_view k(it->key().data(), it->key().size());
+      std::string_view v(it->value().data(), it->value().size());
+      if (k.starts_with("cursor/") && v.size() >= 8) {
+        Cursor c;
+        c.seq = readU64(v);
+        c.state.assign(v.substr(8));
+        max_seq = std::max(max_seq, c.seq);
+        cursors_[std::string(k.substr(7))] = std::move(c);
+      } else if (k.starts_with("dek/") && k.size() == 8) {
+        uint32_t id = readU32(k, 4);
+        dek_ids.push_back(id);
+        Status st = keyring_.addWrapped(id, v);
+        if (!st.isOk()) {
+          logWarn("buffer", "data key 0x", std::hex, id, std::dec, ": ", st.message(),
+                  "; blocks sealed with it cannot be read until its key file is configured "
+                  "(buffer.encryption.previous_key_files)");
+        }
+      } else if (k == "seq_floor" && v.size() == 8) {
+        max_seq = std::max(max_seq, readU64(v));
+      }
+    }
+    FERRY_RETURN_IF_ERROR(fromRocks(it->status(), "reading buffer metadata"));
+  }
+
+  // The index: small values, so a large backlog opens in milliseconds.
+  bool index_ok = true;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, index_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() != 8 || it->value().size() != 16) continue;
+      std::string_view v(it->value().data(), it->value().size());
+      IndexEntry e{readU64(std::string_view(it->key().data(), 8)), readU32(v, 0), readU32(v, 4),
+                   static_cast<int64_t>(readU64(v, 8))};
+      index_.push_back(e);
+    }
+    if (!it->status().ok()) {
+      logError("buffer", "the block index is damaged (", it->status().ToString(), "); rebuilding it from the blocks");
+      index_ok = false;
+    }
+  }
+  if (!index_ok) FERRY_RETURN_IF_ERROR(rebuildIndexFromBlocks());
+
+  for (const IndexEntry& e : index_) {
+    bytes_ += e.bytes;
+    records_ += e.records;
+  }
+  if (!index_.empty()) max_seq = std::max(max_seq, index_.back().seq);
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, quarantine_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ++quarantined_;
+      if (it->key().size() == 8) max_seq = std::max(max_seq, readU64(std::string_view(it->key().data(), 8)));
+    }
+  }
+  next_seq_ = max_seq + 1;
+  deleted_below_ = index_.empty() ? next_seq_ : index_.front().seq;
+
+  if (keyring_.enabled() && !options_.read_only) {
+    auto dek = keyring_.newDataKey(dek_ids);
+    if (!dek.isOk()) return dek.status();
+    std::string key = "dek/";
+    putU32(key, dek->first);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;  // the wrapped key must be durable before any block sealed with it
+    FERRY_RETURN_IF_ERROR(fromRocks(db_->Put(wo, meta_cf_, key, dek->second), "storing the data key"));
+  }
+  updateGaugesLocked();
+  if (quarantined_ > 0) {
+    logWarn("buffer", quarantined_, " block(s) are in quarantine at ", options_.path, "; see `ferry buffer check`");
+  }
+  return Status::ok();
+}
+
+Status DiskBuffer::rebuildIndexFromBlocks() {
+  index_.clear();
+  rocksdb::ReadOptions ro;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, blocks_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) continue;
+    uint64_t seq = readU64(std::string_view(it->key().data(), 8));
+    auto h = BlockCodec::peekHeader(std::string_view(it->value().data(), it->value().size()));
+    if (!h.isOk()) continue;  // served later as damaged
+    index_.push_back({seq, h->record_count, static_cast<uint32_t>(it->value().size()), h->created_ms});
+  }
+  if (!it->status().ok()) {
+    logError("buffer", "some blocks could not be scanned while rebuilding the index: ", it->status().ToString());
+  }
+  return Status::ok();
+}
+
+void DiskBuffer::updateGaugesLocked() { bytes_gauge_.set(static_cast<double>(bytes_)); }
+
+Status DiskBuffer::setOutputs(std::span<const std::string> outputs) {
+  rocksdb::WriteBatch batch;
+  {
+    std::lock_guard lock(mu_);
+    std::map<std::string, Cursor, std::less<>> next;
+    for (const std::string& name : outputs) {
+      auto it = cursors_.find(name);
+      if (it != cursors_.end()) {
+        next[name] = it->second;
+        continue;
+      }
+      // A new output starts at the tail: it sees what is accepted from now on.
+      Cursor c;
+      c.seq = next_seq_ - 1;
+      std::string v;
+      putU64(v, c.seq);
+      batch.Put(meta_cf_, "cursor/" + name, v);
+      next[name] = std::move(c);
+    }
+    for (const auto& [name, c] : cursors_) {
+      if (!next.count(name)) {
+        batch.Delete(meta_cf_, "cursor/" + name);
+        logInfo("buffer", "output ", name, " is no longer configured; its cursor (", c.seq, ") is removed");
+      }
+    }
+    cursors_ = std::move(next);
+    releaseLocked(&batch);
+    updateGaugesLocked();
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.fsync;
+  return fromRocks(db_->Write(wo, &batch), "declaring outputs");
+}
+
+void DiskBuffer::dropFrontLocked(void* wb, std::string_view reason) {
+  auto* batch = static_cast<rocksdb::WriteBatch*>(wb);
+  const IndexEntry e = index_.front();
+  index_.pop_front();
+  drops_.drop(reason, e.records, reason == "max_age" ? "older than buffer.max_age" : "buffer.max_bytes reached");
+  bytes_ -= e.bytes;
+  records_ -= e.records;
+  const std::string from = seqKey(e.seq);
+  const std::string to = seqKey(e.seq + 1);
+  batch->DeleteRange(blocks_cf_, from, to);
+  batch->DeleteRange(index_cf_, from, to);
+  deleted_below_ = std::max(deleted_below_, e.seq + 1);
+  released_since_reclaim_ += e.bytes;
+}
+
+void DiskBuffer::expireLocked(void* wb) {
+  if (options_.max_age <= Duration::zero()) return;
+  const int64_t cutoff =
+      clock_.wallMs() - std::chrono::duration_cast<std::chrono::milliseconds>(options_.max_age).count();
+  while (!index_.empty() && index_.front().created_ms < cutoff) dropFrontLocked(wb, "max_age");
+}
+
+void DiskBuffer::releaseLocked(void* wb) {
+  if (cursors_.empty()) return;
+  auto* batch = static_cast<rocksdb::WriteBatch*>(wb);
+  uint64_t slowest = UINT64_MAX;
+  for (const auto& [name, c] : cursors_) slowest = std::min(slowest, c.seq);
+  bool freed = false;
+  while (!index_.empty() && index_.front().seq <= slowest) {
+    bytes_ -= index_.front().bytes;
+    records_ -= index_.front().records;
+    released_since_reclaim_ += index_.front().bytes;
+    index_.pop_front();
+    freed = true;
+  }
+  const uint64_t end = std::min(slowest, next_seq_ - 1) + 1;
+  if (end > deleted_below_) {
+    const std::string from = seqKey(deleted_below_);
+    const std::string to = seqKey(end);
+    batch->DeleteRange(blocks_cf_, from, to);
+    batch->DeleteRange(index_cf_, from, to);
+    deleted_below_ = end;
+  }
+  if (freed) space_cv_.notify_all();
+}
+
+Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
+  if (options_.read_only) return Status(StatusCode::kFailedPrecondition, "buffer opened read-only");
+  // Seal outside the lock (only this thread appends, so next_seq_ is ours to plan with).
+  uint64_t seq;
+  {
+    std::lock_guard lock(mu_);
+    seq = next_seq_;
+  }
+  std::vector<std::string> sealed;
+  sealed.reserve(blocks.size());
+  std::vector<size_t> stored;  // indexes of blocks with records
+  uint64_t total = 0;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (blocks[i].records.empty()) continue;
+    blocks[i].seq = seq++;
+    sealed.emplace_back();
+    FERRY_RETURN_IF_ERROR(writer_codec_->seal(blocks[i], &sealed.back()));
+    if (sealed.back().size() > options_.max_bytes) {
+      return invalidArgument("a block of " + std::to_string(sealed.back().size()) +
+                             " bytes is larger than buffer.max_bytes");
+    }
+    total += sealed.back().size();
+    stored.push_back(i);
+  }
+
+  rocksdb::WriteBatch batch;
+  std::unique_lock lock(mu_);
+  expireLocked(&batch);
+  size_t keep = stored.size();
+  if (bytes_ + total > options_.max_bytes) {
+    switch (options_.when_full) {
+      case WhenFull::kBlock: {
+        const auto deadline = std::chrono::steady_clock::now() + wait;
+        while (bytes_ + total > options_.max_bytes && !interrupted_) {
+          if (space_cv_.wait_until(lock, deadline) == std::cv_status::timeout) break;
+        }
+        if (interrupted_) return cancelled("buffer is shutting down");
+        if (bytes_ + total > options_.max_bytes) {
+          // Expired/evicted deletes already in `batch` must not be lost with the refusal.
+          if (batch.Count() > 0) (void)db_->Write(rocksdb::WriteOptions(), &batch);
+          return resourceExhausted("buffer full (" + formatSize(options_.max_bytes) + ")");
+        }
+        break;
+      }
+      case WhenFull::kDropOldest:
+        while (!index_.empty() && bytes_ + total > options_.max_bytes) dropFrontLocked(&batch, "drop_oldest");
+        break;
+      case WhenFull::kDropNewest: {
+        uint64_t room = options_.max_bytes - std::min(bytes_, options_.max_bytes);
+        uint64_t used = 0;
+        keep = 0;
+        while (keep < stored.size() && used + sealed[keep].size() <= room) used += sealed[keep++].size();
+        for (size_t j = keep; j < stored.size(); ++j) {
+          drops_.drop("drop_newest", blocks[stored[j]].records.size(), "buffer.max_bytes reached");
+        }
+        break;
+      }
+    }
+  }
+  std::vector<IndexEntry> added;
+  for (size_t j = 0; j < keep; ++j) {
+    const Block& b = blocks[stored[j]];
+    const std::string key = seqKey(b.seq);
+    batch.Put(blocks_cf_, key, sealed[j]);
+    std::string iv;
+    putU32(iv, static_cast<uint32_t>(b.records.size()));
+    putU32(iv, static_cast<uint32_t>(sealed[j].size()));
+    putU64(iv, static_cast<uint64_t>(b.created_ms));
+    batch.Put(index_cf_, key, iv);
+    added.push_back({b.seq, static_cast<uint32_t>(b.records.size()), static_cast<uint32_t>(sealed[j].size()),
+                     b.created_ms});
+  }
+  // Source checkpoints of every block, including dropped ones (their records were consumed).
+  for (Block& b : blocks) {
+    for (const auto& [k, v] : b.checkpoints) batch.Put(meta_cf_, "source/" + k, v);
+  }
+  // Sequence numbers handed out are never handed out again, even when every block is
+  // released: the floor is stored with the blocks.
+  if (keep < stored.size() || added.empty()) {
+    std::string floor;
+    putU64(floor, seq - 1);
+    batch.Put(meta_cf_, "seq_floor", floor);
+  }
+  lock.unlock();
+
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.fsync;
+  Status st = fromRocks(db_->Write(wo, &batch), "appending to the buffer");
+  if (!st.isOk()) {
+    logError("buffer", st.toString());
+    return st;
+  }
+  lock.lock();
+  for (const IndexEntry& e : added) {
+    index_.push_back(e);
+    bytes_ += e.bytes;
+    records_ += e.records;
+  }
+  next_seq_ = seq;
+  if (index_.empty()) deleted_below_ = std::max(deleted_below_, next_seq_);
+  updateGaugesLocked();
+  lock.unlock();
+  data_cv_.notify_all();
+  for (Block& b : blocks) b.checkpoints.clear();
+  return Status::ok();
+}
+
+std::unique_ptr<BlockCodec> DiskBuffer::takeCodec() {
+  {
+    std::lock_guard lock(codec_mu_);
+    if (!spare_codecs_.empty()) {
+      auto c = std::move(spare_codecs_.back());
+      spare_codecs_.pop_back();
+      return c;
+    }
+  }
+  CodecOptions co;
+  co.compress = options_.compress;
+  co.zstd_level = options_.zstd_level;
+  co.keyring = &keyring_;
+  return std::make_unique<BlockCodec>(co);
+}
+
+void DiskBuffer::giveCodec(std::unique_ptr<BlockCodec> codec) {
+  std::lock_guard lock(codec_mu_);
+  spare_codecs_.push_back(std::move(codec));
+}
+
+void DiskBuffer::quarantine(uint64_t seq, const std::string& stored, const std::string& reason) {
+  if (options_.read_only) return;
+  rocksdb::WriteBatch batch;
+  const std::string key = seqKey(seq);
+  batch.Put(quarantine_cf_, key, stored);
+  batch.Put(meta_cf_, "quarantine/" + key, reason);
+  batch.Delete(blocks_cf_, key);
+  batch.Delete(index_cf_, key);
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.fsync;
+  rocksdb::Status s = db_->Write(wo, &batch);
+  if (!s.ok()) logError("buffer", "quarantining block ", seq, " failed: ", s.ToString());
+  {
+    std::lock_guard lock(mu_);
+    auto it = std::lower_bound(index_.begin(), index_.end(), seq,
+                               [](const IndexEntry& e, uint64_t q) { return e.seq < q; });
+    if (it != index_.end() && it->seq == seq) {
+      bytes_ -= it->bytes;
+      records_ -= it->records;
+      index_.erase(it);
+    }
+    ++quarantined_;
+    updateGaugesLocked();
+  }
+  quarantined_counter_.add();
+  logError("buffer", "block ", seq, " quarantined: ", reason, "; the other blocks are served (see `ferry buffer check`)");
+}
+
+Result<std::vector<BlockRef>> DiskBuffer::read(std::string_view output, uint64_t after_seq, size_t max_blocks,
+                                               Duration wait) {
+  std::vector<uint64_t> seqs;
+  {
+    std::unique_lock lock(mu_);
+    const auto deadline = std::chrono::steady_clock::now() + wait;
+    for (;;) {
+      if (interrupted_) return cancelled("buffer is shutting down");
+      auto c = cursors_.find(output);
+      if (c == cursors_.end()) return notFound("output " + std::string(output) + " is not declared");
+      after_seq = std::max(after_seq, c->second.seq);
+      auto it = std::upper_bound(index_.begin(), index_.end(), after_seq,
+                                 [](uint64_t s, const IndexEntry& e) { return s < e.seq; });
+      for (; it != index_.end() && seqs.size() < max_blocks; ++it) seqs.push_back(it->seq);
+      if (!seqs.empty()) break;
+      if (data_cv_.wait_until(lock, deadline) == std::cv_status::timeout) return std::vector<BlockRef>{};
+    }
+  }
+  std::vector<BlockRef> out;
+  out.reserve(seqs.size());
+  // One MultiGet for the run: a damaged value fails alone, the others are served.
+  std::vector<std::string> keys;
+  keys.reserve(seqs.size());
+  for (uint64_t q : seqs) keys.push_back(seqKey(q));
+  std::vector<rocksdb::Slice> key_slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  rocksdb::ReadOptions ro;
+  db_->MultiGet(ro, blocks_cf_, key_slices.size(), key_slices.data(), values.data(), statuses.data());
+  auto codec = takeCodec();
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;  // released or dropped meanwhile
+    if (!statuses[i].ok()) {
+      quarantine(seqs[i], "", "RocksDB cannot read it: " + statuses[i].ToString());
+      continue;
+    }
+    std::string_view stored(values[i].data(), values[i].size());
+    auto block = codec->open(stored, seqs[i]);
+    if (!block.isOk()) {
+      quarantine(seqs[i], std::string(stored), block.status().message());
+      continue;
+    }
+    out.push_back(std::make_shared<const Block>(std::move(block).value()));
+  }
+  giveCodec(std::move(codec));
+  return out;
+}
+
+Status DiskBuffer::ack(std::string_view output, uint64_t seq, std::string_view commit_state) {
+  if (options_.read_only) return Status(StatusCode::kFailedPrecondition, "buffer opened read-only");
+  rocksdb::WriteBatch batch;
+  {
+    std::lock_guard lock(mu_);
+    auto c = cursors_.find(output);
+    if (c == cursors_.end()) return notFound("output " + std::string(output) + " is not declared");
+    if (seq < c->second.seq || (seq == c->second.seq && commit_state.empty())) return Status::ok();
+    if (seq >= next_seq_) return invalidArgument("ack of sequence " + std::to_string(seq) + " not yet written");
+    c->second.seq = seq;
+    if (!commit_state.empty()) c->second.state = commit_state;
+    std::string v;
+    putU64(v, seq);
+    v += c->second.state;
+    batch.Put(meta_cf_, "cursor/" + std::string(output), v);
+    releaseLocked(&batch);
+    updateGaugesLocked();
+  }
+  // Not synced: losing an ack on power loss only replays blocks (at-least-once).
+  Status st = fromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "storing the cursor of " + std::string(output));
+  maybeReclaim();
+  return st;
+}
+
+void DiskBuffer::maybeReclaim() {
+  {
+    std::lock_guard lock(mu_);
+    const auto now = clock_.now();
+    if (released_since_reclaim_ < (64u << 20) || now - last_reclaim_ < std::chrono::seconds(10)) return;
+    last_reclaim_ = now;
+    released_since_reclaim_ = 0;
+  }
+  if (reclaiming_.exchange(true)) return;
+  (void)compact();
+  reclaiming_ = false;
+}
+
+Status DiskBuffer::compact() {
+  if (options_.read_only) return Status::ok();
+  uint64_t below;
+  {
+    std::lock_guard lock(mu_);
+    below = deleted_below_;
+  }
+  const std::string end = seqKey(below);
+  rocksdb::Slice end_slice(end);
+  // Whole SST files below the slowest cursor go at once, without rewriting anything.
+  for (auto* cf : {blocks_cf_, index_cf_}) {
+    rocksdb::Status s = rocksdb::DeleteFilesInRange(db_.get(), cf, nullptr, &end_slice, false);
+    if (!s.ok()) return fromRocks(s, "reclaiming released blocks");
+    rocksdb::CompactRangeOptions cro;
+    s = db_->CompactRange(cro, cf, nullptr, &end_slice);
+    if (!s.ok()) return fromRocks(s, "compacting released blocks");
+  }
+  return Status::ok();
+}
+
+uint64_t DiskBuffer::cursor(std::string_view output) const {
+  std::lock_guard lock(mu_);
+  auto c = cursors_.find(output);
+  return c == cursors_.end() ? 0 : c->second.seq;
+}
+
+std::string DiskBuffer::commitState(std::string_view output) const {
+  std::lock_guard lock(mu_);
+  auto c = cursors_.find(output);
+  return c == cursors_.end() ? std::string() : c->second.state;
+}
+
+std::optional<std::string> DiskBuffer::checkpoint(std::string_view key) const {
+  std::string v;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf_, "source/" + std::string(key), &v);
+  if (!s.ok()) return std::nullopt;
+  return v;
+}
+
+std::vector<std::pair<std::string, std::string>> DiskBuffer::checkpoints(std::string_view prefix) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  const std::string full = "source/" + std::string(prefix);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf_));
+  for (it->Seek(full); it->Valid() && it->key().starts_with(full); it->Next()) {
+    out.emplace_back(it->key().ToString().substr(7), it->value().ToString());
+  }
+  return out;
+}
+
+BufferStats DiskBuffer::stats() const {
+  std::lock_guard lock(mu_);
+  BufferStats s;
+  s.blocks = index_.size();
+  s.records = records_;
+  s.bytes = bytes_;
+  s.max_bytes = options_.max_bytes;
+  s.next_seq = next_seq_;
+  for (const auto& [name, c] : cursors_) {
+    OutputBacklog o;
+    o.output = name;
+    o.cursor = c.seq;
+    auto it = std::upper_bound(index_.begin(), index_.end(), c.seq,
+                               [](uint64_t q, const IndexEntry& e) { return q < e.seq; });
+    if (it != index_.end()) o.oldest_ms = it->created_ms;
+    for (; it != index_.end(); ++it) {
+      ++o.blocks;
+      o.records += it->records;
+      o.bytes += it->bytes;
+    }
+    s.outputs.push_back(std::move(o));
+  }
+  return s;
+}
+
+void DiskBuffer::interrupt() {
+  {
+    std::lock_guard lock(mu_);
+    interrupted_ = true;
+  }
+  data_cv_.notify_all();
+  space_cv_.notify_all();
+}
+
+std::vector<std::string> DiskBuffer::knownOutputs() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  for (const auto& [name, c] : cursors_) out.push_back(name);
+  return out;
+}
+
+uint64_t DiskBuffer::quarantinedBlocks() const {
+  std::lock_guard lock(mu_);
+  return quarantined_;
+}
+
+CheckReport DiskBuffer::check() {
+  CheckReport r;
+  std::vector<uint64_t> seqs;
+  {
+    std::lock_guard lock(mu_);
+    r.quarantined = quarantined_;
+    for (const IndexEntry& e : index_) seqs.push_back(e.seq);
+  }
+  // Blocks the index does not know (it is written in the same batch, so none expected).
+  {
+    rocksdb::ReadOptions ro;
+    ro.fill_cache = false;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, blocks_cf_));
+    size_t i = 0;
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      uint64_t seq = readU64(std::string_view(it->key().data(), 8));
+      while (i < seqs.size() && seqs[i] < seq) ++i;
+      if (i == seqs.size() || seqs[i] != seq) {
+        ++r.index_mismatches;
+        r.problems.push_back("block " + std::to_string(seq) + " is stored but not indexed");
+      }
+    }
+    if (!it->status().ok()) r.problems.push_back("scan stopped early: " + it->status().ToString());
+  }
+  auto codec = takeCodec();
+  rocksdb::ReadOptions ro;
+  ro.verify_checksums = true;
+  ro.fill_cache = false;
+  std::string value;
+  for (uint64_t seq : seqs) {
+    rocksdb::Status s = db_->Get(ro, blocks_cf_, seqKey(seq), &value);
+    if (s.IsNotFound()) {
+      ++r.index_mismatches;
+      r.problems.push_back("block " + std::to_string(seq) + " is indexed but not stored");
+      continue;
+    }
+    if (!s.ok()) {
+      ++r.blocks_damaged;
+      r.problems.push_back("block " + std::to_string(seq) + ": RocksDB cannot read it: " + s.ToString());
+      continue;
+    }
+    auto block = codec->open(value, seq);
+    if (block.isOk()) {
+      ++r.blocks_ok;
+      r.records_ok += block->records.size();
+    } else if (block.status().code() == StatusCode::kNotFound) {
+      ++r.blocks_unknown_key;
+      r.problems.push_back("block " + std::to_string(seq) + ": " + block.status().message());
+    } else {
+      ++r.blocks_damaged;
+      r.problems.push_back("block " + std::to_string(seq) + ": " + block.status().message());
+    }
+  }
+  giveCodec(std::move(codec));
+  return r;
+}
+
+Status DiskBuffer::forEachBlock(const std::function<void(const Block&, const std::vector<std::string>&)>& fn) {
+  std::map<std::string, uint64_t> cursors;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [n, c] : cursors_) cursors[n] = c.seq;
+  }
+  auto codec = takeCodec();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), blocks_cf_));
+  Status result;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint64_t seq = readU64(std::string_view(it->key().data(), 8));
+    auto block = codec->open(std::string_view(it->value().data(), it->value().size()), seq);
+    if (!block.isOk()) {
+      logWarn("buffer", "block ", seq, " skipped: ", block.status().message());
+      result = block.status();
+      continue;
+    }
+    std::vector<std::string> pending;
+    for (const auto& [n, c] : cursors) {
+      if (c < seq) pending.push_back(n);
+    }
+    fn(*block, pending);
+  }
+  giveCodec(std::move(codec));
+  if (!it->status().ok()) return fromRocks(it->status(), "reading the buffer");
+  return result;
+}
+
+}  // namespace ferry

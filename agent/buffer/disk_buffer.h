@@ -1,0 +1,171 @@
+// `buffer.type: disk` (the default): the Buffer contract on RocksDB. The only module that
+// knows RocksDB.
+//
+// Layout (column families):
+//   blocks      seq (u64 BE) -> sealed block (agent/codec/block_codec.h)
+//   index       seq (u64 BE) -> records u32 | stored bytes u32 | created_ms i64
+//               (small, so opening a large backlog reads kilobytes, not the blocks)
+//   meta        "cursor/<output>" -> acked seq u64 BE | commit state
+//               "source/<input>/<key>" -> source checkpoint
+//               "dek/<id u32 BE>" -> data key wrapped by a master key
+//               "format" -> "ferry-buffer 1"
+//   quarantine  seq -> the stored bytes of a block that failed its check (or a note when
+//               RocksDB itself could not read it); kept, counted, never served
+// One append = one WriteBatch (blocks, index entries, source checkpoints), synced when
+// durability is fsync: group commit, since the writer hands every ready block of every
+// input to one append. An ack writes the cursor (and the output's commit state) and
+// deletes (DeleteRange) what every output has passed, in one unsynced WriteBatch: a lost
+// ack only means a replay (at-least-once), and a local file output cuts back to the
+// commit state stored with the cursor it finds.
+//
+// Memory: memtables and block cache are charged to one budget (WriteBufferManager with
+// the cache), iterators are bounded, the index holds 16 bytes + deque overhead per block.
+//
+// Thread-safety: append() from the writer thread; read()/ack() from each output's sender
+// thread; the rest from any thread. mu_ guards the index and cursors; RocksDB calls are
+// made outside it except where noted.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent/buffer/drop_counter.h"
+#include "agent/codec/block_codec.h"
+#include "agent/codec/keyring.h"
+#include "ferry/buffer.h"
+#include "ferry/metrics.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class Cache;
+}  // namespace rocksdb
+
+namespace ferry {
+
+struct DiskBufferOptions {
+  std::string path;  // the RocksDB directory (<data_dir>/buffer)
+  uint64_t max_bytes = 1ull << 30;  // stored (sealed) bytes of unreleased blocks
+  WhenFull when_full = WhenFull::kBlock;
+  Duration max_age{};  // zero: none
+  bool fsync = true;   // durability: fsync (append returns after the WAL sync) or os
+  bool compress = true;
+  int zstd_level = 3;
+  std::vector<KeyMaterial> keys;  // [0] seals new blocks; all open old ones; empty: plaintext
+  uint64_t memory_budget = 16ull << 20;  // memtables + block cache
+  bool read_only = false;  // tools: no writes, no new data key, safe beside a running agent
+};
+
+// What `ferry buffer check` found.
+struct CheckReport {
+  uint64_t blocks_ok = 0;
+  uint64_t records_ok = 0;
+  uint64_t blocks_damaged = 0;      // failed RocksDB's checksum, our CRC, or the AEAD tag
+  uint64_t blocks_unknown_key = 0;  // sealed with a data key no loaded master key opens
+  uint64_t quarantined = 0;         // moved to quarantine earlier
+  uint64_t index_mismatches = 0;
+  std::vector<std::string> problems;  // one line each
+  bool damaged() const { return blocks_damaged + blocks_unknown_key + index_mismatches > 0; }
+};
+
+class DiskBuffer final : public Buffer {
+ public:
+  // Opens (creating if needed) the buffer. A buffer that exists but cannot be opened is
+  // an error naming the path and `ferry buffer check`; it is never replaced by an empty one.
+  static Result<std::unique_ptr<DiskBuffer>> open(DiskBufferOptions options, MetricsRegistry& metrics,
+                                                  const Clock& clock);
+  ~DiskBuffer() override;
+
+  Status setOutputs(std::span<const std::string> outputs) override;
+  Status append(std::span<Block> blocks, Duration wait) override;
+  Result<std::vector<BlockRef>> read(std::string_view output, uint64_t after_seq, size_t max_blocks,
+                                     Duration wait) override;
+  Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) override;
+  uint64_t cursor(std::string_view output) const override;
+  std::string commitState(std::string_view output) const override;
+  std::optional<std::string> checkpoint(std::string_view key) const override;
+  std::vector<std::pair<std::string, std::string>> checkpoints(std::string_view prefix) const override;
+  BufferStats stats() const override;
+  void interrupt() override;
+
+  // Tools. check() verifies every stored block without moving anything.
+  CheckReport check();
+  // Calls `fn` for every readable block in order, with the outputs that have not acked it.
+  Status forEachBlock(const std::function<void(const Block&, const std::vector<std::string>&)>& fn);
+  // Output names with a persisted cursor (tools; the running agent uses setOutputs).
+  std::vector<std::string> knownOutputs() const;
+  uint64_t quarantinedBlocks() const;
+  // Flushes memtables and reclaims the space of released blocks now (tests, bench, shutdown).
+  Status compact();
+
+ private:
+  struct IndexEntry {
+    uint64_t seq;
+    uint32_t records;
+    uint32_t bytes;
+    int64_t created_ms;
+  };
+  struct Cursor {
+    uint64_t seq = 0;
+    std::string state;
+  };
+
+  DiskBuffer(DiskBufferOptions options, MetricsRegistry& metrics, const Clock& clock);
+  Status openDb();
+  Status loadState();
+  Status rebuildIndexFromBlocks();
+  // Adds DeleteRange of released blocks to `batch` and drops them from the index. mu_ held.
+  void releaseLocked(void* write_batch);
+  // Drops the oldest block for `reason` into `batch`. mu_ held.
+  void dropFrontLocked(void* write_batch, std::string_view reason);
+  void expireLocked(void* write_batch);
+  void quarantine(uint64_t seq, const std::string& stored, const std::string& reason);
+  void maybeReclaim();
+  std::unique_ptr<BlockCodec> takeCodec();
+  void giveCodec(std::unique_ptr<BlockCodec> codec);
+  void updateGaugesLocked();
+
+  const DiskBufferOptions options_;
+  MetricsRegistry& metrics_;
+  const Clock& clock_;
+  DropCounter drops_;
+  Gauge& bytes_gauge_;
+  Counter& quarantined_counter_;
+
+  Keyring keyring_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* blocks_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* index_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* quarantine_cf_ = nullptr;
+
+  std::unique_ptr<BlockCodec> writer_codec_;  // writer thread only
+  std::mutex codec_mu_;
+  std::vector<std::unique_ptr<BlockCodec>> spare_codecs_;
+
+  mutable std::mutex mu_;
+  std::condition_variable data_cv_;
+  std::condition_variable space_cv_;
+  std::deque<IndexEntry> index_;
+  std::map<std::string, Cursor, std::less<>> cursors_;
+  uint64_t next_seq_ = 1;
+  uint64_t deleted_below_ = 0;  // every seq < this has been range-deleted
+  uint64_t bytes_ = 0;
+  uint64_t records_ = 0;
+  uint64_t quarantined_ = 0;
+  uint64_t released_since_reclaim_ = 0;
+  bool interrupted_ = false;
+  std::atomic<bool> reclaiming_{false};
+  SteadyTime last_reclaim_{};
+};
+
+}  // namespace ferry

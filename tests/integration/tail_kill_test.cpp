@@ -1,0 +1,98 @@
+// The real ferry binary: tail of a 200,000-line file into a file output, killed with
+// SIGKILL 20 times at random moments and restarted. The output must hold every line
+// exactly once, in order (the file output cuts back to the length stored with its cursor).
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
+
+using namespace ferry::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+size_t lineCount(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  size_t n = 0;
+  std::string line;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_SUITE("integration.tail_kill") {
+  TEST_CASE("tail to file survives 20 SIGKILLs with every line exactly once, in order") {
+    TempDir dir;
+    const std::string input = dir.file("sensors.log");
+    const std::string output = dir.file("out/sensors.ndjson");
+    const size_t kLines = 200000;
+    {
+      std::ofstream f(input, std::ios::binary);
+      for (size_t i = 0; i < kLines; ++i) {
+        f << "{\"i\":" << i << ",\"sensor\":\"t-" << (i % 97) << "\",\"value\":" << (i % 1000) / 10.0 << "}\n";
+      }
+    }
+    const std::string key = dir.file("at-rest.key");
+    RunResult kg = runCommand({FERRY_BINARY, "keygen", "--type", "aes256", "--out", key}, dir.path().string());
+    REQUIRE(kg.code == 0);
+    writeFile(dir.file("ferry.yaml"),
+              "agent: { id: kill-test, data_dir: " + dir.file("data") + " }\n"
+              "buffer:\n"
+              "  durability: fsync\n"
+              "  encryption: { key_file: " + key + " }\n"
+              "  block: { max_records: 2000, max_wait: 20ms }\n"
+              "inputs:\n"
+              "  - { name: sensors, type: tail, paths: [" + input + "], format: json, batch_max_records: 500 }\n"
+              "outputs:\n"
+              "  - { name: archive, type: file, path: " + output + ", sync: true }\n");
+    std::mt19937 rng(424242);
+    std::uniform_int_distribution<int> delay_ms(30, 400);
+    int kills = 0;
+    for (int round = 0; round < 20; ++round) {
+      Process ferry({FERRY_BINARY, "run", "-c", dir.file("ferry.yaml")}, dir.path().string(), "ferry");
+      std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(rng)));
+      ferry.signal(SIGKILL);
+      auto code = ferry.wait(10s);
+      REQUIRE(code.has_value());
+      INFO("stderr: ", ferry.stderrText());
+      REQUIRE(*code == 128 + SIGKILL);
+      ++kills;
+    }
+    size_t after_kills = lineCount(output);
+    // A last run finishes the file and stops cleanly.
+    Process ferry({FERRY_BINARY, "run", "-c", dir.file("ferry.yaml")}, dir.path().string(), "ferry");
+    bool done = eventually([&] { return lineCount(output) >= kLines; }, 120s);
+    ferry.signal(SIGTERM);
+    auto code = ferry.wait(10s);
+    INFO("stderr: ", ferry.stderrText());
+    REQUIRE(done);
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+
+    // Exactly once, in order: the output equals the input line for line.
+    std::ifstream in(input, std::ios::binary), out(output, std::ios::binary);
+    std::string a, b;
+    size_t n = 0, mismatches = 0;
+    while (std::getline(in, a)) {
+      if (!std::getline(out, b) || a != b) {
+        if (++mismatches == 1) {
+          INFO("first mismatch at line ", n, ": want ", a, " got ", b);
+          CHECK(a == b);
+        }
+      }
+      ++n;
+    }
+    CHECK(mismatches == 0);
+    CHECK_FALSE(std::getline(out, b));  // nothing extra
+    CHECK(kills == 20);
+    MESSAGE("tail kill test: ", kills, " SIGKILLs, ", after_kills, " lines out before the last run, ", n,
+            " lines compared");
+  }
+}
