@@ -274,20 +274,24 @@ Status DiskBuffer::loadState() {
   next_seq_ = max_seq + 1;
   deleted_below_ = index_.empty() ? next_seq_ : index_.front().seq;
 
-  if (keyring_.enabled() && !options_.read_only) {
-    auto dek = keyring_.newDataKey(dek_ids);
-    if (!dek.isOk()) return dek.status();
-    std::string key = "dek/";
-    putU32(key, dek->first);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;  // the wrapped key must be durable before any block sealed with it
-    FERRY_RETURN_IF_ERROR(fromRocks(db_->Put(wo, meta_cf_, key, dek->second), "storing the data key"));
-  }
+  dek_ids_ = std::move(dek_ids);
+  if (keyring_.enabled() && !options_.read_only) FERRY_RETURN_IF_ERROR(newDataKey());
   updateGaugesLocked();
   if (quarantined_ > 0) {
     logWarn("buffer", quarantined_, " block(s) are in quarantine at ", options_.path, "; see `ferry buffer check`");
   }
   return Status::ok();
+}
+
+Status DiskBuffer::newDataKey() {
+  auto dek = keyring_.newDataKey(dek_ids_);
+  if (!dek.isOk()) return dek.status();
+  dek_ids_.push_back(dek->first);
+  std::string key = "dek/";
+  putU32(key, dek->first);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // the wrapped key must be durable before any block sealed with it
+  return fromRocks(db_->Put(wo, meta_cf_, key, dek->second), "storing the data key");
 }
 
 Status DiskBuffer::rebuildIndexFromBlocks() {
@@ -396,6 +400,10 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
   {
     std::lock_guard lock(mu_);
     seq = next_seq_;
+  }
+  if (keyring_.enabled() && keyring_.sealedUnderCurrent() + blocks.size() > options_.rotate_data_key_after) {
+    FERRY_RETURN_IF_ERROR(newDataKey());
+    logInfo("buffer", "rotated the data key after ", options_.rotate_data_key_after, " blocks");
   }
   std::vector<std::string> sealed;
   sealed.reserve(blocks.size());

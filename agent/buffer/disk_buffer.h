@@ -61,6 +61,9 @@ struct DiskBufferOptions {
   std::vector<KeyMaterial> keys;  // [0] seals new blocks; all open old ones; empty: plaintext
   uint64_t memory_budget = 16ull << 20;  // memtables + block cache
   bool read_only = false;  // tools: no writes, no new data key, safe beside a running agent
+  // A fresh data key is made after this many blocks under one: about the 1 TiB per key
+  // margin of the AEAD-limits draft, far below GCM's 2^32 invocations.
+  uint64_t rotate_data_key_after = 1ull << 22;  // 4 Mi blocks: ~1 TiB at 256 KiB
 };
 
 // What `ferry buffer check` found.
@@ -121,6 +124,8 @@ class DiskBuffer final : public Buffer {
   Status openDb();
   Status loadState();
   Status rebuildIndexFromBlocks();
+  // Makes a fresh data key current and stores it (synced) before anything is sealed with it.
+  Status newDataKey();
   // Adds DeleteRange of released blocks to `batch` and drops them from the index. mu_ held.
   void releaseLocked(void* write_batch);
   // Drops the oldest block for `reason` into `batch`. mu_ held.
@@ -149,6 +154,7 @@ class DiskBuffer final : public Buffer {
   rocksdb::ColumnFamilyHandle* quarantine_cf_ = nullptr;
 
   std::unique_ptr<BlockCodec> writer_codec_;  // writer thread only
+  std::vector<uint32_t> dek_ids_;              // every data key id stored; writer/open only
   std::mutex codec_mu_;
   std::vector<std::unique_ptr<BlockCodec>> spare_codecs_;
 

@@ -8,26 +8,11 @@
 #include "agent/config/loader.h"
 #include "agent/core/agent.h"
 #include "ferry/log.h"
+#include "ferry/json.h"
 
 namespace ferry::cli {
 namespace {
 
-void appendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out.push_back(c);
-    }
-  }
-  out.push_back('"');
-}
 
 // The buffer settings come from -c (if given) and the flags; flags win.
 Result<std::unique_ptr<DiskBuffer>> openForTools(const BufferToolArgs& args, MetricsRegistry& metrics) {

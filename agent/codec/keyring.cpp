@@ -71,7 +71,10 @@ Result<std::pair<uint32_t, std::string>> Keyring::newDataKey(const std::vector<u
     dek.id = getU32(raw);
     if (dek.id == 0) continue;  // 0 means "plaintext" in a block header
     if (std::find(taken.begin(), taken.end(), dek.id) != taken.end()) continue;
-    if (data_keys_.count(dek.id) != 0) continue;
+    {
+      std::shared_lock lock(keys_mu_);
+      if (data_keys_.count(dek.id) != 0) continue;
+    }
     break;
   }
   if (RAND_bytes(dek.bytes.data(), static_cast<int>(dek.bytes.size())) != 1) {
@@ -96,11 +99,14 @@ Result<std::pair<uint32_t, std::string>> Keyring::newDataKey(const std::vector<u
     OPENSSL_cleanse(dek.bytes.data(), dek.bytes.size());
     return st.withContext("wrap data key");
   }
-  data_keys_[dek.id] = dek;
+  {
+    std::unique_lock lock(keys_mu_);
+    data_keys_[dek.id] = dek;
+    current_dek_ = dek.id;
+    counter_.store(0);
+  }
   OPENSSL_cleanse(dek.bytes.data(), dek.bytes.size());
-  current_dek_ = dek.id;
-  counter_.store(0);
-  return std::make_pair(current_dek_, std::move(wrapped));
+  return std::make_pair(dek.id, std::move(wrapped));
 }
 
 Status Keyring::addWrapped(uint32_t dek_id, std::string_view wrapped) {
@@ -130,12 +136,16 @@ Status Keyring::addWrapped(uint32_t dek_id, std::string_view wrapped) {
     OPENSSL_cleanse(dek.bytes.data(), dek.bytes.size());
     return st.withContext(what + " (master key " + hexId(master_id) + ")");
   }
-  data_keys_[dek_id] = dek;
+  {
+    std::unique_lock lock(keys_mu_);
+    data_keys_[dek_id] = dek;
+  }
   OPENSSL_cleanse(dek.bytes.data(), dek.bytes.size());
   return Status::ok();
 }
 
 const KeyMaterial* Keyring::findDataKey(uint32_t id) const {
+  std::shared_lock lock(keys_mu_);
   auto it = data_keys_.find(id);
   return it == data_keys_.end() ? nullptr : &it->second;
 }
@@ -147,7 +157,7 @@ std::array<uint8_t, 12> Keyring::nextNonce() {
   // never appears and "counter 0" can mean "no block sealed yet".
   const uint64_t c = counter_.fetch_add(1, std::memory_order_relaxed) + 1;
   std::array<uint8_t, 12> nonce{};
-  putU32(nonce.data(), current_dek_);
+  putU32(nonce.data(), current_dek_.load());
   for (int i = 0; i < 8; ++i) nonce[4 + i] = static_cast<uint8_t>(c >> (56 - 8 * i));
   return nonce;
 }

@@ -10,8 +10,9 @@
 // long as the master key that wrapped their DEK is loaded (key rotation: list the old
 // key file under previous_key_files).
 //
-// Thread-safety: the keyring is filled on the control thread at open; afterwards
-// findDataKey() may be called from any thread and nextNonce() from the writer thread.
+// Thread-safety: masters are added on the control thread at open; afterwards
+// findDataKey()/addWrapped() may be called from any thread, newDataKey() and nextNonce()
+// from the writer thread.
 #pragma once
 
 #include <array>
@@ -19,6 +20,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <map>
+#include <mutex>
+#include <shared_mutex>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -60,11 +63,17 @@ class Keyring {
   const KeyMaterial* currentDataKey() const;
   // The next nonce under the current DEK.
   std::array<uint8_t, 12> nextNonce();
+  // Blocks sealed under the current DEK so far (the owner rotates with newDataKey()
+  // long before the 2^32 bound).
+  uint64_t sealedUnderCurrent() const { return counter_.load(std::memory_order_relaxed); }
 
  private:
   std::vector<KeyMaterial> masters_;
+  // Readers look data keys up while the writer may add a new one (rotation): guarded.
+  // Map nodes never move or go away, so returned pointers stay valid.
+  mutable std::shared_mutex keys_mu_;
   std::map<uint32_t, KeyMaterial> data_keys_;
-  uint32_t current_dek_ = 0;
+  std::atomic<uint32_t> current_dek_{0};
   std::atomic<uint64_t> counter_{0};
 };
 

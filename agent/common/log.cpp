@@ -1,4 +1,5 @@
 #include "ferry/log.h"
+#include "ferry/json.h"
 
 #include <unistd.h>
 
@@ -27,27 +28,6 @@ std::string_view levelName(LogLevel l) {
   return "?";
 }
 
-void appendJsonString(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 std::string timestamp() {
   auto now = std::chrono::system_clock::now();

@@ -223,12 +223,28 @@ void Pipeline::writerLoop() {
     SteadyTime deadline = flush_deadline_;
     lock.unlock();
 
+    // Never drop what inputs handed over: a full buffer (when_full: block) or a failing
+    // disk (I/O error, disk full) is retried until it works or the agent stops; inputs
+    // wait meanwhile (their stage is full). Only a block the buffer can never take
+    // (larger than its quota) is dropped, and counted.
     Status st = Status::ok();
+    SteadyTime last_error_log{};
+    bool error_logged = false;
     for (;;) {
       Duration wait = std::chrono::milliseconds(200);
       if (stopping) wait = std::max(Duration::zero(), deadline - clock_.now());
       st = buffer_.append(work, wait);
-      if (st.isOk() || !st.retryable() || stopping) break;
+      if (st.isOk() || st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kCancelled) break;
+      if (stopping && clock_.now() >= deadline) break;
+      if (!st.retryable()) {
+        if (!error_logged || clock_.now() - last_error_log >= std::chrono::minutes(1)) {
+          logError("pipeline", "cannot store ", records, " records: ", st.toString(), "; retrying every second");
+          last_error_log = clock_.now();
+          error_logged = true;
+        }
+        std::unique_lock wait_lock(mu_);
+        writer_cv_.wait_for(wait_lock, std::chrono::seconds(1), [&] { return writer_stopping_; });
+      }
       lock.lock();
       stopping = writer_stopping_;
       deadline = flush_deadline_;
@@ -236,11 +252,12 @@ void Pipeline::writerLoop() {
     }
     lock.lock();
     if (!st.isOk()) {
-      // Only at shutdown (buffer still full at the deadline) or on a broken buffer.
-      shutdown_dropped_ += records;
-      logError("pipeline", "could not store ", records, " records: ", st.toString());
-      metrics_.counter("ferry_dropped_records_total", {{"reason", stopping ? "shutdown" : "buffer_error"}})
-          .add(records);
+      const char* reason = st.code() == StatusCode::kInvalidArgument ? "too_large" : "shutdown";
+      if (stopping) shutdown_dropped_ += records;
+      logError("pipeline", "dropped ", records, " records that could not be stored: ", st.toString());
+      metrics_.counter("ferry_dropped_records_total", {{"reason", reason}}).add(records);
+    } else if (error_logged) {
+      logInfo("pipeline", "storing works again");
     }
     staged_bytes_ -= std::min(staged_bytes_, bytes);
     space_cv_.notify_all();

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "agent/codec/key_file.h"
+#include "ferry/log.h"
 #include "tests/support/fakes.h"
 #include "tests/support/temp_dir.h"
 
@@ -302,6 +303,33 @@ TEST_SUITE("buffer.disk") {
     CHECK(got->at(0)->seq == 2);
     CHECK(buf->quarantinedBlocks() == 1);
     CHECK(metrics.counterValue("ferry_buffer_quarantined_blocks_total") == 1);
+  }
+
+  TEST_CASE_FIXTURE(Fixture, "the data key rotates after its block budget; every block stays readable") {
+    DiskBufferOptions o = options();
+    o.keys = {key("k1")};
+    o.rotate_data_key_after = 3;
+    static int rotations = 0;
+    rotations = 0;
+    setLogSink([](std::string_view line) {
+      if (line.find("rotated the data key") != std::string_view::npos) ++rotations;
+    });
+    {
+      auto buf = open(o);
+      declare(*buf, {"a"});
+      for (int i = 0; i < 10; ++i) append(*buf, makeBlock("s", i, 1));
+      CHECK(buf->read("a", 0, 100, 0ms)->size() == 10);
+    }
+    setLogSink(nullptr);
+    CHECK(rotations == 3);  // before blocks 4, 7 and 10: a key seals at most 3
+    auto buf = open(o);
+    declare(*buf, {"a"});
+    CheckReport r = buf->check();
+    CHECK(r.blocks_ok == 10);
+    CHECK(r.blocks_unknown_key == 0);
+    auto got = buf->read("a", 0, 100, 0ms);
+    REQUIRE(got->size() == 10);
+    for (int i = 0; i < 10; ++i) CHECK(got->at(static_cast<size_t>(i))->records[0] == makeBlock("s", i, 1).records[0]);
   }
 
   TEST_CASE_FIXTURE(Fixture, "a flipped byte in a closed buffer's SST is found, quarantined and counted") {

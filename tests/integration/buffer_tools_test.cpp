@@ -15,14 +15,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-size_t lineCount(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  size_t n = 0;
-  std::string line;
-  while (std::getline(in, line)) ++n;
-  return n;
-}
-
 std::string config(const TempDir& dir, const std::string& out_path, const std::string& key) {
   return "agent: { id: tools-gw, data_dir: " + dir.file("data") + " }\n"
          "buffer:\n"

@@ -18,14 +18,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-size_t lineCount(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  size_t n = 0;
-  std::string line;
-  while (std::getline(in, line)) ++n;
-  return n;
-}
-
 }  // namespace
 
 TEST_SUITE("integration.tail_kill") {

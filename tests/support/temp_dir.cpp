@@ -37,4 +37,12 @@ void writeFile(const std::string& path, const std::string& contents, int mode) {
   ::chmod(path.c_str(), static_cast<mode_t>(mode));
 }
 
+size_t lineCount(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  size_t n = 0;
+  std::string line;
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
 }  // namespace ferry::test

@@ -24,5 +24,7 @@ class TempDir {
 // Whole-file helpers for tests.
 std::string readFile(const std::string& path);
 void writeFile(const std::string& path, const std::string& contents, int mode = 0644);
+// Lines in a file (0 when it does not exist).
+size_t lineCount(const std::string& path);
 
 }  // namespace ferry::test

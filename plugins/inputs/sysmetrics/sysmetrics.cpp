@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "ferry/log.h"
+#include "ferry/json.h"
 
 namespace ferry {
 namespace {
@@ -113,80 +114,6 @@ Status badFormat(const std::string& path, std::string_view what) {
 
 // ---- JSON writing helpers (append into the batch arena) ----
 
-// Appends `s` as a JSON string literal. Quotes, backslashes and control characters are
-// escaped; bytes that are not valid UTF-8 (mount paths and interface names are arbitrary
-// bytes) become U+FFFD so the record stays valid JSON.
-void appendJsonString(std::string& out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out.push_back('"');
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      switch (c) {
-        case '"':
-          out += "\\\"";
-          break;
-        case '\\':
-          out += "\\\\";
-          break;
-        case '\n':
-          out += "\\n";
-          break;
-        case '\r':
-          out += "\\r";
-          break;
-        case '\t':
-          out += "\\t";
-          break;
-        case '\b':
-          out += "\\b";
-          break;
-        case '\f':
-          out += "\\f";
-          break;
-        default:
-          if (c < 0x20) {
-            out += "\\u00";
-            out.push_back(kHex[c >> 4]);
-            out.push_back(kHex[c & 0xf]);
-          } else {
-            out.push_back(static_cast<char>(c));
-          }
-      }
-      ++i;
-      continue;
-    }
-    // Length of the sequence and the allowed range of its second byte (RFC 3629 table),
-    // which rules out overlong forms, surrogates and code points above U+10FFFF.
-    size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      if (c == 0xe0) lo = 0xa0;
-      if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      if (c == 0xf0) lo = 0x90;
-      if (c == 0xf4) hi = 0x8f;
-    }
-    bool valid = len != 0 && i + len <= s.size();
-    for (size_t k = 1; valid && k < len; ++k) {
-      const auto b = static_cast<unsigned char>(s[i + k]);
-      valid = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xbf);
-    }
-    if (valid) {
-      out.append(s.substr(i, len));
-      i += len;
-    } else {
-      out += "\\ufffd";
-      ++i;
-    }
-  }
-  out.push_back('"');
-}
 
 void appendKey(std::string& out, std::string_view key) {
   out += ",\"";
