@@ -99,7 +99,9 @@ DiskBuffer::DiskBuffer(DiskBufferOptions options, MetricsRegistry& metrics, cons
       drops_(metrics, clock),
       bytes_gauge_(metrics.gauge("ferry_buffer_bytes", {}, "bytes held by the buffer")),
       quarantined_counter_(metrics.counter("ferry_buffer_quarantined_blocks_total", {},
-                                           "blocks that failed their check, kept in quarantine")) {}
+                                           "blocks that failed their check, kept in quarantine")),
+      lost_counter_(metrics.counter("ferry_buffer_lost_blocks_total", {},
+                                    "stored blocks found missing at open (damaged write-ahead log)")) {}
 
 DiskBuffer::~DiskBuffer() {
   interrupt();
@@ -148,8 +150,10 @@ Status DiskBuffer::openDb() {
   db.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(options_.memory_budget / 2, cache_);
   // Bound the WAL so old memtables get flushed and WAL files recycled.
   db.max_total_wal_size = 32 << 20;
-  // Reuse WAL files instead of creating new ones: fewer metadata writes on flash.
-  db.recycle_log_file_num = 2;
+  // No WAL recycling: a recycled file holds stale records after the new ones, which only
+  // point-in-time recovery knows to stop at, and RocksDB disables recycling with that mode
+  // anyway; with our skip-damaged-records recovery it must stay off.
+  db.recycle_log_file_num = 0;
   // A small device: a couple of background threads, few open files.
   db.max_background_jobs = 2;
   db.max_open_files = 256;
@@ -161,8 +165,10 @@ Status DiskBuffer::openDb() {
   db.stats_persist_period_sec = 0;
   // Checksums are verified on every read; a damaged block is quarantined, not served.
   db.paranoid_checks = true;
-  // Torn writes at the WAL tail after a crash are cut; everything synced before is kept.
-  db.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  // A torn WAL tail after a crash is cut; a damaged record inside the WAL is skipped and
+  // everything around it kept (point-in-time recovery would silently drop all that follows).
+  // What was skipped shows as a hole in the sequences and is reported (findHoles).
+  db.wal_recovery_mode = rocksdb::WALRecoveryMode::kSkipAnyCorruptedRecords;
 
   rocksdb::ColumnFamilyOptions cf = queueCfOptions(cache_, options_.memory_budget);
   std::vector<rocksdb::ColumnFamilyDescriptor> cfs;
@@ -264,13 +270,18 @@ Status DiskBuffer::loadState() {
     records_ += e.records;
   }
   if (!index_.empty()) max_seq = std::max(max_seq, index_.back().seq);
+  std::vector<uint64_t> quarantined_seqs;
   {
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, quarantine_cf_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       ++quarantined_;
-      if (it->key().size() == 8) max_seq = std::max(max_seq, readU64(std::string_view(it->key().data(), 8)));
+      if (it->key().size() != 8) continue;
+      const uint64_t q = readU64(std::string_view(it->key().data(), 8));
+      quarantined_seqs.push_back(q);
+      max_seq = std::max(max_seq, q);
     }
   }
+  findHoles(quarantined_seqs);
   next_seq_ = max_seq + 1;
   deleted_below_ = index_.empty() ? next_seq_ : index_.front().seq;
 
@@ -281,6 +292,30 @@ Status DiskBuffer::loadState() {
     logWarn("buffer", quarantined_, " block(s) are in quarantine at ", options_.path, "; see `ferry buffer check`");
   }
   return Status::ok();
+}
+
+void DiskBuffer::findHoles(const std::vector<uint64_t>& quarantined) {
+  // Sequences are consecutive from the oldest kept block on, except for quarantined ones.
+  // A hole means blocks that were written are gone: RocksDB skipped a damaged WAL record
+  // (WALRecoveryMode::kSkipAnyCorruptedRecords keeps everything around it). Say so loudly.
+  for (size_t i = 1; i < index_.size(); ++i) {
+    const uint64_t from = index_[i - 1].seq + 1;
+    const uint64_t to = index_[i].seq;  // exclusive
+    if (from >= to) continue;
+    uint64_t missing = to - from;
+    for (uint64_t q : quarantined) missing -= (q >= from && q < to) ? 1 : 0;
+    if (missing == 0) continue;
+    missing_blocks_ += missing;
+    if (missing_ranges_.size() < 16) missing_ranges_.emplace_back(from, to - 1);
+  }
+  if (missing_blocks_ > 0) {
+    lost_counter_.add(missing_blocks_);
+    std::string ranges;
+    for (const auto& [a, b] : missing_ranges_) ranges += " " + std::to_string(a) + ".." + std::to_string(b);
+    logError("buffer", missing_blocks_, " stored block(s) are missing from ", options_.path, " (sequences", ranges,
+             "): the write-ahead log was damaged and RocksDB skipped what it could not read; the rest is "
+             "served. Counted in ferry_buffer_lost_blocks_total; see `ferry buffer check`");
+  }
 }
 
 Status DiskBuffer::newDataKey() {
@@ -401,6 +436,7 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
     std::lock_guard lock(mu_);
     seq = next_seq_;
   }
+  const uint64_t first_seq = seq;
   if (keyring_.enabled() && keyring_.sealedUnderCurrent() + blocks.size() > options_.rotate_data_key_after) {
     FERRY_RETURN_IF_ERROR(newDataKey());
     logInfo("buffer", "rotated the data key after ", options_.rotate_data_key_after, " blocks");
@@ -475,9 +511,12 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
   }
   // Sequence numbers handed out are never handed out again, even when every block is
   // released: the floor is stored with the blocks.
-  if (keep < stored.size() || added.empty()) {
+  // Stored blocks have consecutive sequences (blocks dropped by drop_newest are the last
+  // ones planned and give theirs back), so a hole in the log always means lost data.
+  const uint64_t new_next = added.empty() ? first_seq : added.back().seq + 1;
+  if (added.empty()) {
     std::string floor;
-    putU64(floor, seq - 1);
+    putU64(floor, new_next - 1);
     batch.Put(meta_cf_, "seq_floor", floor);
   }
   lock.unlock();
@@ -495,7 +534,7 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
     bytes_ += e.bytes;
     records_ += e.records;
   }
-  next_seq_ = seq;
+  next_seq_ = new_next;
   if (index_.empty()) deleted_below_ = std::max(deleted_below_, next_seq_);
   updateGaugesLocked();
   lock.unlock();
@@ -756,6 +795,14 @@ CheckReport DiskBuffer::check() {
       }
     }
     if (!it->status().ok()) r.problems.push_back("scan stopped early: " + it->status().ToString());
+  }
+  {
+    std::lock_guard lock(mu_);
+    r.blocks_missing = missing_blocks_;
+    for (const auto& [a, b] : missing_ranges_) {
+      r.problems.push_back("blocks " + std::to_string(a) + ".." + std::to_string(b) +
+                           " are missing (a damaged write-ahead log record was skipped)");
+    }
   }
   auto codec = takeCodec();
   rocksdb::ReadOptions ro;

@@ -74,8 +74,11 @@ struct CheckReport {
   uint64_t blocks_unknown_key = 0;  // sealed with a data key no loaded master key opens
   uint64_t quarantined = 0;         // moved to quarantine earlier
   uint64_t index_mismatches = 0;
+  uint64_t blocks_missing = 0;  // holes in the sequence: skipped damaged WAL records
   std::vector<std::string> problems;  // one line each
-  bool damaged() const { return blocks_damaged + blocks_unknown_key + index_mismatches > 0; }
+  bool damaged() const {
+    return blocks_damaged + blocks_unknown_key + index_mismatches + blocks_missing > 0;
+  }
 };
 
 class DiskBuffer final : public Buffer {
@@ -124,6 +127,7 @@ class DiskBuffer final : public Buffer {
   Status openDb();
   Status loadState();
   Status rebuildIndexFromBlocks();
+  void findHoles(const std::vector<uint64_t>& quarantined);
   // Makes a fresh data key current and stores it (synced) before anything is sealed with it.
   Status newDataKey();
   // Adds DeleteRange of released blocks to `batch` and drops them from the index. mu_ held.
@@ -143,6 +147,7 @@ class DiskBuffer final : public Buffer {
   DropCounter drops_;
   Gauge& bytes_gauge_;
   Counter& quarantined_counter_;
+  Counter& lost_counter_;
 
   Keyring keyring_;
   std::shared_ptr<rocksdb::Cache> cache_;
@@ -168,6 +173,8 @@ class DiskBuffer final : public Buffer {
   uint64_t bytes_ = 0;
   uint64_t records_ = 0;
   uint64_t quarantined_ = 0;
+  uint64_t missing_blocks_ = 0;  // found at open
+  std::vector<std::pair<uint64_t, uint64_t>> missing_ranges_;
   uint64_t released_since_reclaim_ = 0;
   bool interrupted_ = false;
   std::atomic<bool> reclaiming_{false};

@@ -62,10 +62,13 @@ int check(DiskBuffer& b) {
   CheckReport r = b.check();
   for (const std::string& p : r.problems) std::printf("problem: %s\n", p.c_str());
   std::printf("salvageable: %" PRIu64 " blocks (%" PRIu64 " records); damaged: %" PRIu64 "; unknown key: %" PRIu64
-              "; index mismatches: %" PRIu64 "; in quarantine: %" PRIu64 "\n",
-              r.blocks_ok, r.records_ok, r.blocks_damaged, r.blocks_unknown_key, r.index_mismatches, r.quarantined);
+              "; missing: %" PRIu64 "; index mismatches: %" PRIu64 "; in quarantine: %" PRIu64 "\n",
+              r.blocks_ok, r.records_ok, r.blocks_damaged, r.blocks_unknown_key, r.blocks_missing, r.index_mismatches,
+              r.quarantined);
   if (r.damaged() || r.quarantined > 0) {
-    std::printf("damage found: the agent serves the salvageable blocks and keeps the others in quarantine\n");
+    std::printf(
+        "damage found: the agent serves the salvageable blocks; damaged ones are kept in quarantine, "
+        "missing ones are lost and counted (ferry_buffer_lost_blocks_total)\n");
     return 1;
   }
   std::printf("ok\n");

@@ -217,6 +217,12 @@ TEST_SUITE("buffer.disk") {
       } else {
         CHECK(got->front()->records[0] == makeBlock("s", 0, 1).records[0]);  // oldest kept
       }
+      // Dropped blocks leave no hole in the sequences (a hole would mean lost data).
+      b->reset();
+      auto again = DiskBuffer::open(o, m, clock);
+      REQUIRE(again.isOk());
+      CHECK((*again)->check().blocks_missing == 0);
+      CHECK(m.counterValue("ferry_buffer_lost_blocks_total") == 0);
     }
   }
 

@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -85,5 +87,62 @@ TEST_SUITE("integration.crash") {
     CHECK(kills == kKills);
     CHECK(acked_total > 0);
     MESSAGE("crash test: ", kills, " kills, ", acked_total, " records acknowledged, all present once, in order");
+  }
+
+  TEST_CASE("a damaged write-ahead log: the blocks around the damage are served, the lost ones reported") {
+    test::TempDir dir;
+    const std::string path = dir.file("buffer");
+    {
+      test::Process child({FERRY_CRASH_CHILD, path}, dir.path().string(), "child");
+      REQUIRE(test::eventually([&] { return lastAcked(child.stdoutText()) >= 20000; }, 20s));
+      child.signal(SIGKILL);  // no clean close: the blocks are only in the WAL
+      REQUIRE(child.wait(10s).has_value());
+    }
+    const uint64_t acked = lastAcked(test::readFile(dir.file("child.stdout")));
+    std::string wal;
+    uintmax_t size = 0;
+    for (const auto& e : std::filesystem::directory_iterator(path)) {
+      if (e.path().extension() == ".log" && e.file_size() > size) {
+        size = e.file_size();
+        wal = e.path().string();
+      }
+    }
+    REQUIRE(size > 100000);
+    {
+      std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekg(static_cast<std::streamoff>(size / 2));
+      char c = 0;
+      f.read(&c, 1);
+      c = static_cast<char>(c ^ 0x40);
+      f.seekp(static_cast<std::streamoff>(size / 2));
+      f.write(&c, 1);
+    }
+    MetricsRegistry metrics;
+    DiskBufferOptions o;
+    o.path = path;
+    auto opened = DiskBuffer::open(o, metrics, systemClock());
+    REQUIRE(opened.isOk());
+    DiskBuffer& buf = **opened;
+    CheckReport r = buf.check();
+    CHECK(r.blocks_missing > 0);
+    CHECK(r.damaged());
+    CHECK(metrics.counterValue("ferry_buffer_lost_blocks_total") == r.blocks_missing);
+    // Blocks after the damage are still there (not cut at the damage point).
+    std::vector<std::string> outs = {"check"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    uint64_t last = 0;
+    uint64_t after = 0;
+    for (;;) {
+      auto blocks = buf.read("check", after, 64, std::chrono::milliseconds(0));
+      REQUIRE(blocks.isOk());
+      if (blocks->empty()) break;
+      for (const BlockRef& b : *blocks) {
+        after = b->seq;
+        last = std::stoull(std::string(b->records[b->records.size() - 1].substr(5)));
+      }
+    }
+    CHECK(last >= acked);
+    MESSAGE("WAL damage: ", r.blocks_missing, " blocks reported missing, the last acknowledged record (", acked,
+            ") still served");
   }
 }
