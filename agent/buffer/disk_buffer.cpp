@@ -50,7 +50,8 @@ Status fromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::ok();
   std::string m = std::string(what) + ": " + s.ToString();
   if (s.IsCorruption()) return corruption(m);
-  if (s.IsNoSpace()) return resourceExhausted(m);
+  // A full disk is not a full quota: the caller backs off rather than waiting for acks.
+  if (s.IsNoSpace()) return unavailable(m + " (disk full)");
   if (s.IsBusy() || s.IsTryAgain() || s.IsTimedOut()) return unavailable(m);
   if (s.IsNotFound()) return notFound(m);
   if (s.IsInvalidArgument()) return invalidArgument(m);
@@ -322,11 +323,19 @@ Status DiskBuffer::newDataKey() {
   auto dek = keyring_.newDataKey(dek_ids_);
   if (!dek.isOk()) return dek.status();
   dek_ids_.push_back(dek->first);
+  pending_dek_ = std::move(dek).value();
+  return storePendingDataKey();
+}
+
+Status DiskBuffer::storePendingDataKey() {
+  if (!pending_dek_) return Status::ok();
   std::string key = "dek/";
-  putU32(key, dek->first);
+  putU32(key, pending_dek_->first);
   rocksdb::WriteOptions wo;
   wo.sync = true;  // the wrapped key must be durable before any block sealed with it
-  return fromRocks(db_->Put(wo, meta_cf_, key, dek->second), "storing the data key");
+  FERRY_RETURN_IF_ERROR(fromRocks(db_->Put(wo, meta_cf_, key, pending_dek_->second), "storing the data key"));
+  pending_dek_.reset();
+  return Status::ok();
 }
 
 Status DiskBuffer::rebuildIndexFromBlocks() {
@@ -349,6 +358,7 @@ Status DiskBuffer::rebuildIndexFromBlocks() {
 void DiskBuffer::updateGaugesLocked() { bytes_gauge_.set(static_cast<double>(bytes_)); }
 
 Status DiskBuffer::setOutputs(std::span<const std::string> outputs) {
+  std::lock_guard write_lock(cursor_write_mu_);
   rocksdb::WriteBatch batch;
   {
     std::lock_guard lock(mu_);
@@ -437,6 +447,8 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
     seq = next_seq_;
   }
   const uint64_t first_seq = seq;
+  // Nothing is sealed under a data key that is not stored yet (a failed store is retried).
+  FERRY_RETURN_IF_ERROR(storePendingDataKey());
   if (keyring_.enabled() && keyring_.sealedUnderCurrent() + blocks.size() > options_.rotate_data_key_after) {
     FERRY_RETURN_IF_ERROR(newDataKey());
     logInfo("buffer", "rotated the data key after ", options_.rotate_data_key_after, " blocks");
@@ -447,13 +459,21 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
   uint64_t total = 0;
   for (size_t i = 0; i < blocks.size(); ++i) {
     if (blocks[i].records.empty()) continue;
-    blocks[i].seq = seq++;
+    blocks[i].seq = seq;
     sealed.emplace_back();
-    FERRY_RETURN_IF_ERROR(writer_codec_->seal(blocks[i], &sealed.back()));
-    if (sealed.back().size() > options_.max_bytes) {
-      return invalidArgument("a block of " + std::to_string(sealed.back().size()) +
-                             " bytes is larger than buffer.max_bytes");
+    Status sealed_ok = writer_codec_->seal(blocks[i], &sealed.back());
+    if (sealed_ok.isOk() && sealed.back().size() > options_.max_bytes) {
+      sealed_ok = invalidArgument("a block of " + std::to_string(sealed.back().size()) +
+                                  " stored bytes is larger than buffer.max_bytes");
     }
+    if (sealed_ok.code() == StatusCode::kInvalidArgument) {
+      // This block can never be stored; the others in the group still are.
+      drops_.drop("too_large", blocks[i].records.size(), sealed_ok.message());
+      sealed.pop_back();
+      continue;
+    }
+    FERRY_RETURN_IF_ERROR(sealed_ok);
+    ++seq;
     total += sealed.back().size();
     stored.push_back(i);
   }
@@ -524,10 +544,7 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
   rocksdb::WriteOptions wo;
   wo.sync = options_.fsync;
   Status st = fromRocks(db_->Write(wo, &batch), "appending to the buffer");
-  if (!st.isOk()) {
-    logError("buffer", st.toString());
-    return st;
-  }
+  if (!st.isOk()) return st;  // the writer retries and logs (rate-limited)
   lock.lock();
   for (const IndexEntry& e : added) {
     index_.push_back(e);
@@ -624,9 +641,20 @@ Result<std::vector<BlockRef>> DiskBuffer::read(std::string_view output, uint64_t
   auto codec = takeCodec();
   for (size_t i = 0; i < seqs.size(); ++i) {
     if (statuses[i].IsNotFound()) continue;  // released or dropped meanwhile
-    if (!statuses[i].ok()) {
-      quarantine(seqs[i], "", "RocksDB cannot read it: " + statuses[i].ToString());
+    if (statuses[i].IsCorruption()) {
+      // Keep what is there for a later look: the same read without checksum verification.
+      rocksdb::ReadOptions raw_ro;
+      raw_ro.verify_checksums = false;
+      std::string raw;
+      (void)db_->Get(raw_ro, blocks_cf_, keys[i], &raw);
+      quarantine(seqs[i], raw, "RocksDB checksum failed: " + statuses[i].ToString());
       continue;
+    }
+    if (!statuses[i].ok()) {
+      // An I/O error may pass (EIO, too many open files): serve what came before, in
+      // order, and try this block again on the next read.
+      logError("buffer", "reading block ", seqs[i], " failed: ", statuses[i].ToString(), "; will retry");
+      break;
     }
     std::string_view stored(values[i].data(), values[i].size());
     auto block = codec->open(stored, seqs[i]);
@@ -642,6 +670,15 @@ Result<std::vector<BlockRef>> DiskBuffer::read(std::string_view output, uint64_t
 
 Status DiskBuffer::ack(std::string_view output, uint64_t seq, std::string_view commit_state) {
   if (options_.read_only) return Status(StatusCode::kFailedPrecondition, "buffer opened read-only");
+  Status st = storeCursor(output, seq, commit_state);
+  if (st.isOk()) maybeReclaim();
+  return st;
+}
+
+Status DiskBuffer::storeCursor(std::string_view output, uint64_t seq, std::string_view commit_state) {
+  // Cursor writes are serialised with their RocksDB write: a release computed from another
+  // output's cursor must not reach the disk before that cursor does.
+  std::lock_guard write_lock(cursor_write_mu_);
   rocksdb::WriteBatch batch;
   {
     std::lock_guard lock(mu_);
@@ -659,9 +696,7 @@ Status DiskBuffer::ack(std::string_view output, uint64_t seq, std::string_view c
     updateGaugesLocked();
   }
   // Not synced: losing an ack on power loss only replays blocks (at-least-once).
-  Status st = fromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "storing the cursor of " + std::string(output));
-  maybeReclaim();
-  return st;
+  return fromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "storing the cursor of " + std::string(output));
 }
 
 void DiskBuffer::maybeReclaim() {

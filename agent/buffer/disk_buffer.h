@@ -130,6 +130,7 @@ class DiskBuffer final : public Buffer {
   void findHoles(const std::vector<uint64_t>& quarantined);
   // Makes a fresh data key current and stores it (synced) before anything is sealed with it.
   Status newDataKey();
+  Status storePendingDataKey();
   // Adds DeleteRange of released blocks to `batch` and drops them from the index. mu_ held.
   void releaseLocked(void* write_batch);
   // Drops the oldest block for `reason` into `batch`. mu_ held.
@@ -137,6 +138,7 @@ class DiskBuffer final : public Buffer {
   void expireLocked(void* write_batch);
   void quarantine(uint64_t seq, const std::string& stored, const std::string& reason);
   void maybeReclaim();
+  Status storeCursor(std::string_view output, uint64_t seq, std::string_view commit_state);
   std::unique_ptr<BlockCodec> takeCodec();
   void giveCodec(std::unique_ptr<BlockCodec> codec);
   void updateGaugesLocked();
@@ -160,9 +162,11 @@ class DiskBuffer final : public Buffer {
 
   std::unique_ptr<BlockCodec> writer_codec_;  // writer thread only
   std::vector<uint32_t> dek_ids_;              // every data key id stored; writer/open only
+  std::optional<std::pair<uint32_t, std::string>> pending_dek_;  // current, not yet stored
   std::mutex codec_mu_;
   std::vector<std::unique_ptr<BlockCodec>> spare_codecs_;
 
+  std::mutex cursor_write_mu_;  // held across a cursor change and its RocksDB write; before mu_
   mutable std::mutex mu_;
   std::condition_variable data_cv_;
   std::condition_variable space_cv_;

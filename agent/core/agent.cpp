@@ -111,15 +111,23 @@ void Agent::launch(Generation& g) {
   for (auto& in : g.inputs) in->start();
 }
 
-void Agent::retire(Generation& g, SteadyTime deadline, bool drain) {
+void Agent::retire(Generation& g, SteadyTime deadline, bool drain, std::vector<Block>* carry) {
   g.pipeline->stopInputs();
   for (auto& in : g.inputs) in->stop();
   for (auto& in : g.inputs) in->join();
   // Leave the outputs at least a third of the time.
   Duration left = deadline - clock_.now();
-  g.pipeline->flushAndStop(clock_.now() + std::max(Duration::zero(), left / 3));
+  g.pipeline->flushAndStop(clock_.now() + std::max(Duration::zero(), left / 3), carry);
   for (auto& s : g.senders) s->stop(drain, deadline);
-  for (auto& s : g.senders) s->join();
+  for (auto& s : g.senders) {
+    if (!s->joinUntil(deadline + std::chrono::milliseconds(300))) {
+      logError("agent", "output ", s->name(), " is stuck in a send and did not stop in time; leaving it behind",
+               memory_buffer_ != nullptr ? " (its undelivered records are lost with the memory buffer)"
+                                         : " (the disk buffer resends what it did not acknowledge)");
+      abandoned_.push_back(std::move(s));
+    }
+  }
+  std::erase(g.senders, nullptr);
 }
 
 Status Agent::start(const Config& config) {
@@ -154,8 +162,13 @@ Status Agent::reload(const Config& config) {
   auto g = build(config);
   if (!g.isOk()) return g.status();
   applyLogSection(config.log);
-  if (current_) retire(*current_, clock_.now() + std::chrono::seconds(3), /*drain=*/false);
+  std::vector<Block> carried;  // staged records the old pipeline could not store (buffer full)
+  if (current_) retire(*current_, clock_.now() + std::chrono::seconds(3), /*drain=*/false, &carried);
   current_ = std::move(g).value();
+  if (!carried.empty()) {
+    logInfo("agent", "reload: ", carried.size(), " staged block(s) handed to the new pipeline");
+    current_->pipeline->adopt(std::move(carried));
+  }
   Config applied = config;
   applied.buffer = config_.buffer;
   applied.agent.data_dir = config_.agent.data_dir;
@@ -174,6 +187,7 @@ void Agent::stop(SteadyTime deadline) {
   retire(*current_, deadline, /*drain=*/memory_buffer_ != nullptr);
   current_.reset();
   buffer_->interrupt();
+  if (!abandoned_.empty()) return;  // a stuck sender still uses the buffer: the process exits as is
   if (memory_buffer_ != nullptr) memory_buffer_->discardAtShutdown();
   memory_buffer_ = nullptr;
   buffer_.reset();  // closes RocksDB (flushes memtables) before the process exits

@@ -37,13 +37,17 @@ class Agent {
   void stop(SteadyTime deadline);
 
   Buffer& buffer();
+  // True when a sender did not stop in time (stuck in a send) and was left running; the
+  // process should then end without running destructors (see cmd_run.cpp).
+  bool hasAbandonedSenders() const { return !abandoned_.empty(); }
   const Config& config() const { return config_; }
 
  private:
   struct Generation;
   Result<std::unique_ptr<Generation>> build(const Config& config);
   void launch(Generation& g);
-  void retire(Generation& g, SteadyTime deadline, bool drain);
+  // `carry`: reload; blocks the old pipeline could not append are moved there.
+  void retire(Generation& g, SteadyTime deadline, bool drain, std::vector<Block>* carry = nullptr);
 
   MetricsRegistry& metrics_;
   const Clock& clock_;
@@ -51,6 +55,9 @@ class Agent {
   std::unique_ptr<Buffer> buffer_;
   MemoryBuffer* memory_buffer_ = nullptr;  // set when buffer_ is a MemoryBuffer
   std::unique_ptr<Generation> current_;
+  // Senders stuck in a send at stop/reload: kept alive (never destroyed) so their thread
+  // may still finish; a disk buffer replays what they did not ack.
+  std::vector<std::unique_ptr<class Sender>> abandoned_;
 };
 
 // Applies the log section (level, format).

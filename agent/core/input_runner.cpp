@@ -40,7 +40,9 @@ void InputRunner::run() {
   SteadyTime next = clock_.now();
   while (!emitter_.stopping()) {
     Status st = input_->collect(emitter_);
-    if (!st.isOk() && st.code() != StatusCode::kCancelled) {
+    // Back-pressure (buffer full, when_full: block) is not a failure of the input: it
+    // keeps its position and collects again next time.
+    if (!st.isOk() && st.code() != StatusCode::kCancelled && st.code() != StatusCode::kResourceExhausted) {
       errors_.add();
       SteadyTime now = clock_.now();
       if (!logged || now - last_log >= std::chrono::minutes(1)) {

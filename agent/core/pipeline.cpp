@@ -230,13 +230,26 @@ void Pipeline::writerLoop() {
     Status st = Status::ok();
     SteadyTime last_error_log{};
     bool error_logged = false;
+    size_t done = 0;             // blocks of `work` stored so far
+    size_t chunk = work.size();  // all in one append (group commit) until the quota pushes back
     for (;;) {
       Duration wait = std::chrono::milliseconds(200);
       if (stopping) wait = std::max(Duration::zero(), deadline - clock_.now());
-      st = buffer_.append(work, wait);
-      if (st.isOk() || st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kCancelled) break;
+      std::span<Block> part(work.data() + done, std::min(chunk, work.size() - done));
+      st = buffer_.append(part, wait);
+      if (st.isOk()) {
+        done += part.size();
+        if (done == work.size()) break;
+        continue;
+      }
+      if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kCancelled) break;
       if (stopping && clock_.now() >= deadline) break;
-      if (!st.retryable()) {
+      // kResourceExhausted: the quota is full and append already waited for acks. Go on one
+      // block at a time: a group larger than what acks can free must not wait forever.
+      // Anything else (disk full, I/O error): back off, say it once a minute.
+      if (st.code() == StatusCode::kResourceExhausted) {
+        chunk = 1;
+      } else {
         if (!error_logged || clock_.now() - last_error_log >= std::chrono::minutes(1)) {
           logError("pipeline", "cannot store ", records, " records: ", st.toString(), "; retrying every second");
           last_error_log = clock_.now();
@@ -251,6 +264,13 @@ void Pipeline::writerLoop() {
       lock.unlock();
     }
     lock.lock();
+    records = 0;  // what is left of this group
+    for (size_t i = done; i < work.size(); ++i) records += work[i].records.size();
+    if (!st.isOk() && stopping && carry_ && st.code() != StatusCode::kInvalidArgument) {
+      // A reload: the next pipeline appends these first. Still staged, so still counted.
+      for (size_t i = done; i < work.size(); ++i) carried_.push_back(std::move(work[i]));
+      continue;
+    }
     if (!st.isOk()) {
       const char* reason = st.code() == StatusCode::kInvalidArgument ? "too_large" : "shutdown";
       if (stopping) shutdown_dropped_ += records;
@@ -264,18 +284,31 @@ void Pipeline::writerLoop() {
   }
 }
 
-uint64_t Pipeline::flushAndStop(SteadyTime deadline) {
+void Pipeline::adopt(std::vector<Block> blocks) {
+  std::lock_guard lock(mu_);
+  for (Block& b : blocks) {
+    staged_bytes_ += b.records.bytes();
+    ready_.push_back(std::move(b));
+  }
+}
+
+uint64_t Pipeline::flushAndStop(SteadyTime deadline, std::vector<Block>* carry) {
   {
     std::lock_guard lock(mu_);
     inputs_stopping_ = true;
     writer_stopping_ = true;
     flush_deadline_ = deadline;
+    carry_ = carry != nullptr;
   }
   stop_cv_.notify_all();
   space_cv_.notify_all();
   writer_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
   std::lock_guard lock(mu_);
+  if (carry != nullptr) {
+    for (Block& b : carried_) carry->push_back(std::move(b));
+    carried_.clear();
+  }
   return shutdown_dropped_;
 }
 

@@ -58,7 +58,13 @@ class Pipeline {
   // After the inputs stopped: cuts the open blocks, appends everything staged, and stops
   // the writer. What cannot be appended before `deadline` (buffer full) is counted as
   // dropped (reason "shutdown") and logged. Returns the number of records dropped so.
-  uint64_t flushAndStop(SteadyTime deadline);
+  // With `carry` (a config reload), what could not be appended by the deadline is moved
+  // there instead of dropped, for the next pipeline to adopt().
+  uint64_t flushAndStop(SteadyTime deadline, std::vector<Block>* carry = nullptr);
+
+  // Control thread, before start(): blocks a previous pipeline could not append; they are
+  // appended first, in their order.
+  void adopt(std::vector<Block> blocks);
 
  private:
   class InputEmitter;
@@ -92,6 +98,8 @@ class Pipeline {
   bool writer_stopping_ = false;
   SteadyTime flush_deadline_{};
   uint64_t shutdown_dropped_ = 0;
+  bool carry_ = false;               // flushAndStop(…, carry): keep what cannot be appended
+  std::vector<Block> carried_;
   std::thread writer_;
 };
 

@@ -31,7 +31,27 @@ Sender::~Sender() {
   }
 }
 
-void Sender::start() { thread_ = std::thread([this] { loop(); }); }
+void Sender::start() {
+  thread_ = std::thread([this] {
+    loop();
+    std::lock_guard lock(mu_);
+    finished_ = true;
+    cv_.notify_all();
+  });
+}
+
+bool Sender::joinUntil(SteadyTime deadline) {
+  if (!thread_.joinable()) return true;
+  {
+    std::unique_lock lock(mu_);
+    // Real time: the deadline comes from the agent's clock, which is the steady clock.
+    while (!finished_) {
+      if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !finished_) return false;
+    }
+  }
+  thread_.join();
+  return true;
+}
 
 void Sender::stop(bool drain, SteadyTime deadline) {
   {
@@ -68,7 +88,8 @@ void Sender::loop() {
     Status st = output_->open(buffer_.commitState(options_.name));
     if (st.isOk()) break;
     Duration wait = backoff.next();
-    logWarn("output", options_.name, ": cannot open: ", st.toString(), "; retrying in ", formatDuration(wait));
+    logWarn("output", options_.name, ": cannot open: ", st.toString(), "; retrying in ",
+            formatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(wait)));
     if (!st.retryable() && backoff.failures() == 1) {
       logError("output", options_.name, ": the error is not transient; fix the config and reload");
     }
@@ -110,7 +131,12 @@ void Sender::loop() {
         continue;
       }
       for (;;) {
-        SendResult r = output_->send(*block, clock_.now() + options_.send_timeout);
+        SteadyTime send_deadline = clock_.now() + options_.send_timeout;
+        {
+          std::lock_guard lock(mu_);
+          if (stop_) send_deadline = std::min(send_deadline, deadline_);
+        }
+        SendResult r = output_->send(*block, send_deadline);
         if (r.kind == SendResult::Kind::kDelivered) {
           state = std::move(r.commit_state);
           records_out_.add(block->records.size());

@@ -44,6 +44,9 @@ class Sender {
   // until nothing is left or `deadline` passes; without, it stops after the current send.
   void stop(bool drain, SteadyTime deadline);
   void join();
+  // Waits until `deadline` for the loop to end; false when it is still inside a send that
+  // does not return (a blocked pipe, a hung peer). The caller may then abandon it.
+  bool joinUntil(SteadyTime deadline);
 
   const std::string& name() const { return options_.name; }
 
@@ -65,6 +68,7 @@ class Sender {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool finished_ = false;  // the loop returned
   bool drain_ = false;
   SteadyTime deadline_{};
   std::thread thread_;

@@ -2,7 +2,10 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <fstream>
 #include <sstream>
+#include <thread>
+#include <unistd.h>
 
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -152,5 +155,32 @@ TEST_SUITE("integration.agent") {
     CHECK(p.code == 0);
     CHECK(p.out.find("sysmetrics") != std::string::npos);
     CHECK(p.out.find("max_size") != std::string::npos);
+  }
+
+  TEST_CASE("SIGTERM stops within 5 s even when an output is blocked (stdout into a full pipe)") {
+    TempDir dir;
+    {
+      std::ofstream f(dir.file("big.log"));
+      for (int i = 0; i < 200000; ++i) f << "{\"i\":" << i << ",\"pad\":\"" << std::string(40, 'p') << "\"}\n";
+    }
+    writeFile(dir.file("ferry.yaml"), "agent: { data_dir: " + dir.file("data") + " }\n"
+              "inputs: [ { name: big, type: tail, paths: [" + dir.file("big.log") + "] } ]\n"
+              "outputs: [ { name: console, type: stdout } ]\n");
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);  // nobody reads fds[0]: the pipe fills and write() blocks
+    Process ferry({kFerry, "run", "-c", dir.file("ferry.yaml")}, dir.path().string(), "ferry", fds[1]);
+    ::close(fds[1]);
+    REQUIRE(eventually([&] { return ferry.stderrText().find("started agent") != std::string::npos; }, 15s));
+    std::this_thread::sleep_for(500ms);  // the output is now stuck in write()
+    auto t0 = std::chrono::steady_clock::now();
+    ferry.signal(SIGTERM);
+    auto code = ferry.wait(8s);
+    auto took = std::chrono::steady_clock::now() - t0;
+    ::close(fds[0]);
+    INFO(ferry.stderrText());
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+    CHECK(took < 5s);
+    CHECK(ferry.stderrText().find("stuck in a send") != std::string::npos);
   }
 }

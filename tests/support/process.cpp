@@ -12,7 +12,8 @@
 
 namespace ferry::test {
 
-Process::Process(std::vector<std::string> argv, const std::string& out_dir, const std::string& name)
+Process::Process(std::vector<std::string> argv, const std::string& out_dir, const std::string& name,
+                 int stdout_fd)
     : stdout_path_(out_dir + "/" + name + ".stdout"), stderr_path_(out_dir + "/" + name + ".stderr") {
   std::vector<char*> args;
   for (std::string& a : argv) args.push_back(a.data());
@@ -22,7 +23,7 @@ Process::Process(std::vector<std::string> argv, const std::string& out_dir, cons
   if (out < 0 || err < 0) throw std::runtime_error("cannot create output files in " + out_dir);
   pid_ = ::fork();
   if (pid_ == 0) {
-    ::dup2(out, STDOUT_FILENO);
+    ::dup2(stdout_fd >= 0 ? stdout_fd : out, STDOUT_FILENO);
     ::dup2(err, STDERR_FILENO);
     // The test runner may block signals; the child starts with a clean mask.
     sigset_t none;

@@ -16,7 +16,9 @@ namespace ferry::test {
 class Process {
  public:
   // Starts `argv` with stdout/stderr redirected to `out_dir`/<name>.stdout|.stderr.
-  Process(std::vector<std::string> argv, const std::string& out_dir, const std::string& name = "proc");
+  // `stdout_fd` >= 0: the child's stdout goes there instead (e.g. a pipe nobody reads).
+  Process(std::vector<std::string> argv, const std::string& out_dir, const std::string& name = "proc",
+          int stdout_fd = -1);
   ~Process();  // SIGKILLs a process still running
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;

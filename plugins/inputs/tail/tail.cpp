@@ -37,6 +37,14 @@ constexpr size_t kMaxRemembered = 10000;
 
 constexpr std::string_view kKeyPrefix = "file/";
 
+// Checkpoints carry the FNV-1a 64 hash of the file's first min(size, 1024) bytes, so that a
+// new file that got the inode number of a deleted one is not mistaken for it.
+constexpr uint64_t kFingerprintBytes = 1024;
+constexpr uint64_t kFnvBasis = 0xcbf29ce484222325ULL;  // FNV-1a 64 of no bytes
+constexpr uint64_t kFnvPrime = 0x100000001b3ULL;
+// FileState::committed of a file whose stored checkpoint is stale: the first pump commits.
+constexpr uint64_t kNotCommitted = ~uint64_t{0};
+
 constexpr OptionSpec kOptions[] = {
     {.key = "paths",
      .type = OptionType::kStringList,
@@ -99,12 +107,73 @@ void makeKey(std::string& out, dev_t dev, ino_t ino) {
   appendUint(out, static_cast<uint64_t>(ino));
 }
 
-// The offset at the front of a checkpoint value "<offset> <path>".
-bool parseCheckpointOffset(std::string_view value, uint64_t* out) {
+void appendHex16(std::string& out, uint64_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  char buf[16];
+  for (int i = 15; i >= 0; --i, v >>= 4) buf[i] = kDigits[v & 0xf];
+  out.append(buf, sizeof buf);
+}
+
+uint64_t fnv1a(uint64_t h, const char* p, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    h ^= static_cast<unsigned char>(p[i]);
+    h *= kFnvPrime;
+  }
+  return h;
+}
+
+// Continues `*hash` over the file's bytes [from, to). Returns how many bytes were hashed
+// (fewer than to - from when the file ends first), or -errno. `*hash` is left as it was on
+// an error.
+int64_t hashFileRange(int fd, uint64_t from, uint64_t to, uint64_t* hash) {
+  char buf[kFingerprintBytes];
+  uint64_t h = *hash;
+  uint64_t pos = from;
+  while (pos < to) {
+    const auto want = static_cast<size_t>(std::min<uint64_t>(sizeof buf, to - pos));
+    const ssize_t n = ::pread(fd, buf, want, static_cast<off_t>(pos));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -static_cast<int64_t>(errno);
+    }
+    if (n == 0) break;  // end of file
+    h = fnv1a(h, buf, static_cast<size_t>(n));
+    pos += static_cast<uint64_t>(n);
+  }
+  *hash = h;
+  return static_cast<int64_t>(pos - from);
+}
+
+// `text` is a whole unsigned number in `base` (no sign, no spaces).
+bool parseWhole(std::string_view text, uint64_t* out, int base = 10) {
+  if (text.empty()) return false;
+  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), *out, base);
+  return ec == std::errc() && ptr == text.data() + text.size();
+}
+
+// A checkpoint value: "<offset> <fp_len> <fp as 16 hex digits> <path>", or the format
+// written before fingerprints, "<offset> <path>" (read as: no fingerprint). A value whose
+// second and third fields do not look like fp_len (at most kFingerprintBytes) and fp is
+// taken to be in the old format. False when not even the offset is readable.
+bool parseCheckpoint(std::string_view value, uint64_t* offset, bool* has_fp, uint64_t* fp_len,
+                     uint64_t* fp) {
   const size_t end = std::min(value.find(' '), value.size());
-  if (end == 0) return false;
-  const auto [ptr, ec] = std::from_chars(value.data(), value.data() + end, *out);
-  return ec == std::errc() && ptr == value.data() + end;
+  if (!parseWhole(value.substr(0, end), offset)) return false;
+  *has_fp = false;
+  if (end == value.size()) return true;
+  const std::string_view rest = value.substr(end + 1);
+  const size_t sp = rest.find(' ');
+  if (sp == std::string_view::npos || !parseWhole(rest.substr(0, sp), fp_len) ||
+      *fp_len > kFingerprintBytes) {
+    return true;
+  }
+  const std::string_view hex = rest.substr(sp + 1);
+  if (hex.size() < 16 || (hex.size() > 16 && hex[16] != ' ') ||
+      !parseWhole(hex.substr(0, 16), fp, 16)) {
+    return true;
+  }
+  *has_fp = true;
+  return true;
 }
 
 Result<std::unique_ptr<Input>> makeTailInput(const PluginContext& ctx, const Options& opts) {
@@ -218,13 +287,20 @@ TailInput::~TailInput() = default;
 
 void TailInput::loadCheckpoints(const Emitter& emitter) {
   for (const auto& [key, value] : emitter.checkpoints().list(kKeyPrefix)) {
-    uint64_t offset = 0;
-    if (!parseCheckpointOffset(value, &offset)) {
+    Restored r;
+    if (!parseCheckpoint(value, &r.offset, &r.has_fp, &r.fp_len, &r.fp)) {
       logWarn("input", instance_, ": ignoring unreadable checkpoint ", key, " = \"", value, "\"");
       continue;
     }
-    restored_[key] = offset;
+    restored_[key] = r;
   }
+}
+
+Status TailInput::extendFingerprint(FileState& f, uint64_t size) {
+  const int64_t n = hashFileRange(f.fd.fd, f.fp_len, std::min(size, kFingerprintBytes), &f.fp);
+  if (n < 0) return errnoStatus("read " + f.path, static_cast<int>(-n));
+  f.fp_len += static_cast<uint64_t>(n);
+  return Status::ok();
 }
 
 void TailInput::discover(bool first_poll) {
@@ -259,34 +335,71 @@ void TailInput::discover(bool first_poll) {
           continue;
         }
         Fd owned(fd);
-        if (auto f = open_failed_.find(std::string_view(path)); f != open_failed_.end()) {
-          open_failed_.erase(f);
-        }
         // The fd is what will be read: key it by its own identity.
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) continue;
         makeKey(key, st.st_dev, st.st_ino);
         it = files_.find(key);
         if (it == files_.end()) {
           FileState f;
-          f.fd = std::move(owned);
           f.key = key;
           f.path = path;
-          appendJsonString(f.path_json, f.path);
+          f.fp = kFnvBasis;  // fp_len 0; pump() extends it over the file's head
           const auto size = static_cast<uint64_t>(st.st_size);
+          const bool skip_existing =
+              first_poll && settings_.start_at == TailSettings::StartAt::kEnd;
+          bool fresh = true;  // no checkpoint to trust: a new file, start_at applies
           if (auto r = restored_.find(key); r != restored_.end()) {
-            f.offset = f.committed = r->second;
-            restored_.erase(r);
-            if (size < f.offset) {
-              logWarn("input", instance_, ": ", f.path, " is shorter (", size,
-                      " bytes) than its checkpoint (", f.offset,
-                      "): truncated, reading it again from the start");
-              f.offset = 0;
+            const Restored cp = r->second;
+            // The checkpoint is this file's only if the head it fingerprinted is still
+            // there: dev:inode numbers are reused for new files once a file is deleted.
+            bool same = true;
+            if (cp.has_fp) {
+              uint64_t h = kFnvBasis;
+              const int64_t n = hashFileRange(fd, 0, cp.fp_len, &h);
+              if (n < 0) {
+                if (open_failed_.emplace(path).second) {
+                  logWarn("input", instance_, ": cannot read ", path, ": ",
+                          errnoStatus("read", static_cast<int>(-n)).message(),
+                          " (retrying every poll; not logged again until it succeeds)");
+                }
+                continue;  // the checkpoint stays for the next try
+              }
+              same = static_cast<uint64_t>(n) == cp.fp_len && h == cp.fp;
             }
-          } else if (first_poll && settings_.start_at == TailSettings::StartAt::kEnd) {
-            f.offset = size;  // committed stays 0: the position is committed at once
+            restored_.erase(r);
+            if (same) {
+              fresh = false;
+              f.offset = f.committed = cp.offset;
+              if (cp.has_fp) {
+                f.fp_len = cp.fp_len;
+                f.fp = cp.fp;
+              }
+              if (size < f.offset) {
+                logWarn("input", instance_, ": ", f.path, " is shorter (", size,
+                        " bytes) than its checkpoint (", f.offset,
+                        "): truncated, reading it again from the start");
+                f.offset = 0;  // committed differs: the new position is committed at once
+                f.fp_len = 0;  // a truncated file gets a new head
+                f.fp = kFnvBasis;
+              }
+            } else {
+              logInfo("input", instance_, ": ", f.path,
+                      ": a different file than the one checkpointed for inode ", st.st_ino,
+                      " (fingerprint differs); reading it from ",
+                      skip_existing ? "its end (start_at: end)" : "the start");
+              f.committed = kNotCommitted;  // the stale checkpoint is replaced at once
+            }
           }
+          if (fresh && skip_existing) {
+            f.offset = size;  // committed differs from it: the position is committed at once
+          }
+          f.fd = std::move(owned);
+          appendJsonString(f.path_json, f.path);
           logInfo("input", instance_, ": following ", f.path, " from offset ", f.offset);
           it = files_.emplace(key, std::move(f)).first;
+        }
+        if (auto o = open_failed_.find(std::string_view(path)); o != open_failed_.end()) {
+          open_failed_.erase(o);
         }
       }
       FileState& f = it->second;
@@ -337,6 +450,10 @@ Status TailInput::flush(FileState& f, Emitter& emitter, uint64_t consumed) {
   cp_.key.assign(f.key);
   cp_.value.clear();
   appendUint(cp_.value, consumed);
+  cp_.value.push_back(' ');
+  appendUint(cp_.value, f.fp_len);
+  cp_.value.push_back(' ');
+  appendHex16(cp_.value, f.fp);
   cp_.value.push_back(' ');
   cp_.value.append(f.path);
   Status st = emitter.emitWithCheckpoint(batch_, cp_);
@@ -399,12 +516,21 @@ Status TailInput::pump(FileState& f, Emitter& emitter, bool* more) {
   if (::fstat(f.fd.fd, &st) != 0) return errnoStatus("fstat " + f.path, errno);
   const auto size = static_cast<uint64_t>(st.st_size);
   if (f.skip_to <= f.offset) f.skip_to = 0;
-  if (size < std::max(f.offset, f.skip_to)) {
+  // A file only shrinks when it is truncated; the fingerprinted head counts too (it may
+  // reach past the position).
+  if (size < std::max({f.offset, f.skip_to, f.fp_len})) {
     logWarn("input", instance_, ": ", f.path, " was truncated (", size, " bytes, position was ",
             f.offset, "): reading it again from the start");
     f.offset = 0;
     f.skip_to = 0;
     f.counted_to = 0;
+    f.fp_len = 0;  // the head is new
+    f.fp = kFnvBasis;
+  }
+  // The fingerprint covers the first min(size, kFingerprintBytes) bytes: a file first seen
+  // short (or empty, or just truncated) gets it extended as it grows.
+  if (f.fp_len < kFingerprintBytes && size > f.fp_len) {
+    FERRY_RETURN_IF_ERROR(extendFingerprint(f, size));
   }
 
   bool skipping = f.skip_to > f.offset;  // inside a too-long line: looking for its end
@@ -528,7 +654,10 @@ Status TailInput::collect(Emitter& emitter) {
     const bool linked = ::fstat(f.fd.fd, &st) == 0 && st.st_nlink > 0;
     logInfo("input", instance_, ": no longer following ", f.path, " at offset ", f.offset,
             linked ? "" : " (deleted)");
-    if (linked && restored_.size() < kMaxRemembered) restored_[f.key] = f.offset;
+    if (linked && restored_.size() < kMaxRemembered) {
+      restored_[f.key] =
+          Restored{.offset = f.offset, .has_fp = true, .fp_len = f.fp_len, .fp = f.fp};
+    }
     files_.erase(files_.find(f.key));
   }
   order_.clear();

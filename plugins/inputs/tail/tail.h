@@ -8,9 +8,12 @@
 // batches of at most batch_max_records / batch_max_bytes with Emitter::emitWithCheckpoint;
 // the checkpoint is
 //     key   "file/<dev>:<inode>"
-//     value "<offset after the last line the batch consumed> <path>"
-// so after a crash the input resumes exactly after the last committed line: a line is
-// neither lost nor read twice. Lines that are consumed without producing a record (empty,
+//     value "<offset> <fp_len> <fp> <path>"
+// offset: after the last line the batch consumed; fp: FNV-1a 64 of the file's first fp_len
+// bytes as 16 lowercase hex digits (fp_len = min(size, 1024), see "Fingerprints" below);
+// path: the name it was read under (informational, may contain spaces). So after a crash
+// the input resumes exactly after the last committed line: a line is neither lost nor read
+// twice. Lines that are consumed without producing a record (empty,
 // invalid JSON, too long) still move the offset; a batch may therefore be empty and carry
 // only a checkpoint. A partial last line (no '\n' yet) is never emitted: it waits.
 //
@@ -25,10 +28,24 @@
 // per reason, naming the file and the line's offset.
 //
 // Positions: on the first collect() of a run the committed checkpoints ("file/" keys) are
-// loaded; a file opened in this run whose dev:inode has one resumes there. A file without
-// a checkpoint starts at its beginning, or at its end when start_at is `end` and the file
-// was already there at the first collect (files that appear later are new: read in full).
+// loaded; a file opened in this run whose dev:inode has one resumes there, if the
+// fingerprint matches. A file without a (matching) checkpoint starts at its beginning, or
+// at its end when start_at is `end` and the file was already there at the first collect
+// (files that appear later are new: read in full).
 // A file whose size drops below its position was truncated: it is read again from 0.
+//
+// Fingerprints: checkpoints are never deleted, and ext4 & co. hand the inode number of a
+// deleted file to the next new file, so a dev:inode alone does not name one file over
+// time. A checkpoint is therefore only trusted when the FNV-1a 64 hash of the first fp_len
+// bytes of the file now at that dev:inode equals the stored fp (a log file only grows at
+// its end, so its head does not change). Otherwise (hash differs, or the file is shorter
+// than fp_len) the checkpoint belonged to a deleted file: this is logged (info) and the
+// file is treated as a new one (start_at applies). A file's fingerprint starts over what
+// it holds when first opened (fp_len < 1024 for a short file, 0 for an empty one, which
+// matches anything) and is extended as the file grows, until it covers 1024 bytes; a
+// truncation starts it over. Old values "<offset> <path>" (before fingerprints) are still
+// read, as checkpoints without a fingerprint: trusted unless the file is now shorter than
+// the offset, as before; the next checkpoint of the file is written in the new format.
 // Files no longer matched by any pattern (deleted, renamed away) are read to their end
 // once more and then closed. (Rotation detection and multiline come later.)
 //
@@ -132,6 +149,18 @@ class TailInput final : public Input {
     // Drops at offsets below this were already counted (a refused batch is re-read).
     uint64_t counted_to = 0;
     uint64_t seen_poll = 0;  // the last poll whose patterns matched this file
+    // Fingerprint: FNV-1a 64 of the file's bytes [0, fp_len); fp_len grows up to
+    // kFingerprintBytes as the file does (pump()), and restarts at 0 on truncation.
+    uint64_t fp_len = 0;
+    uint64_t fp = 0;  // set to the FNV offset basis (the hash of nothing) when opened
+  };
+
+  // A checkpoint read back from the store (or kept for a file closed in this run).
+  struct Restored {
+    uint64_t offset = 0;
+    bool has_fp = false;  // false: old format "<offset> <path>", no fingerprint
+    uint64_t fp_len = 0;
+    uint64_t fp = 0;
   };
 
   // Drop accounting for one reason: counter plus a once-a-minute log line.
@@ -144,6 +173,8 @@ class TailInput final : public Input {
   };
 
   void loadCheckpoints(const Emitter& emitter);
+  // Extends f's fingerprint over [f.fp_len, min(size, kFingerprintBytes)).
+  Status extendFingerprint(FileState& f, uint64_t size);
   // Globs the patterns and opens / re-matches files; fills order_.
   void discover(bool first_poll);
   // Reads `f` from its position for at most about kPumpBudget bytes, emitting batches.
@@ -167,7 +198,7 @@ class TailInput final : public Input {
   std::map<std::string, FileState, std::less<>> files_;  // by key (dev:inode)
   std::vector<FileState*> order_;                        // this poll's files, glob order
   std::vector<char> done_;  // per order_ entry: 1 read to its end, 2 failed this poll
-  std::map<std::string, uint64_t, std::less<>> restored_;  // checkpoints not yet applied
+  std::map<std::string, Restored, std::less<>> restored_;  // checkpoints not yet applied
   std::set<std::string, std::less<>> open_failed_;         // paths whose failure was logged
   bool loaded_ = false;
   bool emit_refused_ = false;  // the last flush() was refused by the emitter

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -148,8 +150,54 @@ uint64_t offsetOf(std::string_view value) {
   REQUIRE(ptr == value.data() + sp);
   return off;
 }
-std::string pathOf(std::string_view value) {
-  return std::string(value.substr(value.find(' ') + 1));
+// A checkpoint value "<offset> <fp_len> <fp> <path>", split.
+struct CheckpointValue {
+  uint64_t offset = 0;
+  uint64_t fp_len = 0;
+  std::string fp;  // 16 hex digits
+  std::string path;
+};
+CheckpointValue parseValue(std::string_view value) {
+  CheckpointValue v;
+  v.offset = offsetOf(value);
+  value.remove_prefix(value.find(' ') + 1);
+  const size_t sp = value.find(' ');
+  REQUIRE(sp != std::string_view::npos);
+  const auto [ptr, ec] = std::from_chars(value.data(), value.data() + sp, v.fp_len);
+  REQUIRE(ec == std::errc());
+  REQUIRE(ptr == value.data() + sp);
+  value.remove_prefix(sp + 1);
+  REQUIRE(value.size() > 17);
+  REQUIRE(value[16] == ' ');
+  v.fp = std::string(value.substr(0, 16));
+  v.path = std::string(value.substr(17));
+  return v;
+}
+
+// FNV-1a 64 as 16 lowercase hex digits, written out again so that the test does not rely
+// on the input's own code.
+std::string fnvHex(std::string_view bytes) {
+  uint64_t h = 14695981039346656037ULL;
+  for (const char c : bytes) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+// The checkpoint value for `path` at `offset` whose fingerprint covers the first `fp_len`
+// bytes of `content`.
+std::string cpValue(uint64_t offset, std::string_view content, uint64_t fp_len,
+                    const std::string& path) {
+  return std::to_string(offset) + " " + std::to_string(fp_len) + " " +
+         fnvHex(content.substr(0, fp_len)) + " " + path;
+}
+// The value once the input has seen all of `path`'s current content: the fingerprint
+// covers min(size, 1024) bytes.
+std::string cpValue(uint64_t offset, const std::string& path) {
+  const std::string content = test::readFile(path);
+  return cpValue(offset, content, std::min<uint64_t>(content.size(), 1024), path);
 }
 
 // The lines of `text` (without their '\n'); a trailing piece without '\n' is left out.
@@ -182,7 +230,13 @@ void checkCheckpoints(const BatchLog& em, const std::string& path, uint64_t from
     so_far.insert(so_far.end(), b.records.begin(), b.records.end());
     const uint64_t off = offsetOf(b.value);
     CAPTURE(b.value);
-    CHECK(pathOf(b.value) == path);
+    const CheckpointValue v = parseValue(b.value);
+    CHECK(v.path == path);
+    // The fingerprint covers the head up to at least the offset (up to 1024 bytes).
+    CHECK(v.fp_len <= 1024);
+    CHECK(v.fp_len >= std::min<uint64_t>(off, 1024));
+    REQUIRE(v.fp_len <= content.size());
+    CHECK(v.fp == fnvHex(std::string_view(content).substr(0, v.fp_len)));
     REQUIRE(off <= content.size());
     CHECK(off >= last);
     if (off > 0) CHECK(content[off - 1] == '\n');
@@ -309,8 +363,7 @@ TEST_SUITE("inputs.tail") {
     REQUIRE(h.collect().isOk());
     CHECK(h.em.records() == jsonRecords(0, 9));
     checkCheckpoints(h.em, path);
-    CHECK(h.em.inner.committed.at(fileKey(path)) ==
-          std::to_string(jsonLines(0, 9).size()) + " " + path);
+    CHECK(h.em.inner.committed.at(fileKey(path)) == cpValue(jsonLines(0, 9).size(), path));
     CHECK(h.em.plain_emits == 0);  // always with a checkpoint
   }
 
@@ -393,7 +446,7 @@ TEST_SUITE("inputs.tail") {
     CHECK(h.em.records().empty());
     // The starting position is committed at once, so a restart does not jump again.
     REQUIRE(h.em.batches.size() == 1);
-    CHECK(h.em.batches[0].value == std::to_string(jsonLines(0, 3).size()) + " " + old_path);
+    CHECK(h.em.batches[0].value == cpValue(jsonLines(0, 3).size(), old_path));
 
     appendFile(old_path, jsonLines(3, 5));
     const std::string new_path = dir.file("new.log");
@@ -673,14 +726,13 @@ TEST_SUITE("inputs.tail") {
     for (const std::string& r : jsonRecords(10, 12)) want.push_back(r);
     CHECK(h.em.records() == want);
     CHECK(log.count("truncated") == 1);
-    CHECK(h.em.inner.committed.at(fileKey(path)) ==
-          std::to_string(jsonLines(10, 12).size()) + " " + path);
+    CHECK(h.em.inner.committed.at(fileKey(path)) == cpValue(jsonLines(10, 12).size(), path));
 
     // Emptied: position 0 is committed even though no line came.
     writeFile(path, "");
     REQUIRE(h.collect().isOk());
     CHECK(h.em.batches.back().records.empty());
-    CHECK(h.em.inner.committed.at(fileKey(path)) == "0 " + path);
+    CHECK(h.em.inner.committed.at(fileKey(path)) == "0 0 cbf29ce484222325 " + path);
   }
 
   TEST_CASE("truncated while the agent was down: a checkpoint beyond the end restarts at 0") {
@@ -801,6 +853,251 @@ TEST_SUITE("inputs.tail") {
     for (const BatchLog::Batch& bt : h.em.batches) {
       CHECK(bt.records.size() <= 1000);
     }
+  }
+
+  TEST_CASE("inode reuse: a checkpoint whose fingerprint differs is not applied (simulated)") {
+    LogCapture log;
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    // The new file, which got the dev:inode of a deleted file whose checkpoint is stored.
+    writeFile(path, jsonLines(0, 2000));
+    const std::string key = fileKey(path);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    const std::string message = "a different file than the one checkpointed for inode " +
+                                std::to_string(st.st_ino) + " (fingerprint differs)";
+    Options opts = tailOptions({dir.file("*.log")});
+    Harness h;
+
+    SUBCASE("the deleted file had 1000 lines: the new one is read from its start") {
+      const std::string old_content = jsonLines(5000, 6000);
+      REQUIRE(old_content.size() < test::readFile(path).size());  // the offset "fits"
+      h.em.inner.committed[key] = cpValue(old_content.size(), old_content, 1024, path);
+      REQUIRE(h.make(opts).isOk());
+      REQUIRE(h.collect().isOk());
+      CHECK(h.em.records() == jsonRecords(0, 2000));
+      CHECK(log.count(message + "; reading it from the start") == 1);
+      CHECK(h.em.inner.committed.at(key) == cpValue(jsonLines(0, 2000).size(), path));
+      checkCheckpoints(h.em, path);
+
+      // Its own checkpoint is trusted after a restart: nothing is read twice.
+      Harness again;
+      again.em.inner.committed = h.em.inner.committed;
+      REQUIRE(again.make(opts).isOk());
+      REQUIRE(again.collect().isOk());
+      CHECK(again.em.batches.empty());
+      CHECK(log.count(message) == 1);
+    }
+    SUBCASE("start_at end applies to it as to any new file; the position is committed") {
+      const std::string old_content = jsonLines(5000, 6000);
+      h.em.inner.committed[key] = cpValue(old_content.size(), old_content, 1024, path);
+      opts.set("start_at", std::string("end"), {});
+      REQUIRE(h.make(opts).isOk());
+      REQUIRE(h.collect().isOk());
+      CHECK(h.em.records().empty());
+      CHECK(log.count(message + "; reading it from its end (start_at: end)") == 1);
+      REQUIRE(h.em.batches.size() == 1);
+      CHECK(h.em.batches[0].value == cpValue(jsonLines(0, 2000).size(), path));
+    }
+    SUBCASE("the new file is shorter than the fingerprinted head, longer than the offset") {
+      writeFile(path, jsonLines(0, 10));  // same inode, 220 bytes
+      REQUIRE(fileKey(path) == key);
+      const std::string old_content = jsonLines(5000, 6000);
+      h.em.inner.committed[key] = cpValue(30, old_content, 1024, path);
+      REQUIRE(h.make(opts).isOk());
+      REQUIRE(h.collect().isOk());
+      CHECK(h.em.records() == jsonRecords(0, 10));
+      CHECK(log.count(message) == 1);
+    }
+    SUBCASE("the deleted file was short: its shorter fingerprint is compared") {
+      const std::string old_short = jsonLine(7000) + "\n";
+      h.em.inner.committed[key] = cpValue(old_short.size(), old_short, old_short.size(), path);
+      REQUIRE(h.make(opts).isOk());
+      REQUIRE(h.collect().isOk());
+      CHECK(h.em.records() == jsonRecords(0, 2000));
+      CHECK(log.count(message) == 1);
+    }
+    SUBCASE("the checkpoint of an empty file (fp_len 0) matches: its offset is 0 anyway") {
+      h.em.inner.committed[key] = "0 0 cbf29ce484222325 " + path;
+      REQUIRE(h.make(opts).isOk());
+      REQUIRE(h.collect().isOk());
+      CHECK(h.em.records() == jsonRecords(0, 2000));
+      CHECK(log.count("a different file") == 0);
+    }
+  }
+
+  TEST_CASE("inode reuse: delete the file, write a new one, restart (real filesystem)") {
+    LogCapture log;
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path, jsonLines(5000, 6000));
+    const std::string old_key = fileKey(path);
+    const Options opts = tailOptions({dir.file("*.log")});
+    auto reused = [&]() {
+      const bool same = fileKey(path) == old_key;
+      if (!same) {
+        MESSAGE("the filesystem did not give the new file the deleted file's inode: "
+                "inode reuse is not exercised by this run");
+      }
+      return same;
+    };
+
+    SUBCASE("the agent is restarted after the rotation") {
+      std::map<std::string, std::string> committed;
+      {
+        Harness h;
+        REQUIRE(h.make(opts).isOk());
+        REQUIRE(h.collect().isOk());
+        REQUIRE(h.em.records() == jsonRecords(5000, 6000));
+        committed = h.em.inner.committed;
+      }  // the agent stops: the file is closed, its checkpoint stays
+      std::filesystem::remove(path);
+      writeFile(path, jsonLines(0, 2000));
+      const bool same = reused();
+
+      Harness h;
+      h.em.inner.committed = committed;
+      REQUIRE(h.make(opts).isOk());
+      REQUIRE(h.collect().isOk());
+      CHECK(h.em.records() == jsonRecords(0, 2000));  // lines 0-999 were lost before
+      checkCheckpoints(h.em, path);
+      if (same) CHECK(log.count("a different file than the one checkpointed") == 1);
+    }
+    SUBCASE("in one run: renamed away (position remembered), deleted, new file") {
+      Harness h;
+      REQUIRE(h.make(opts).isOk());
+      REQUIRE(h.collect().isOk());
+      std::filesystem::rename(path, dir.file("app.log.1"));  // no longer matched
+      REQUIRE(h.collect().isOk());
+      CHECK(log.count("no longer following") == 1);
+      std::filesystem::remove(dir.file("app.log.1"));
+      writeFile(path, jsonLines(0, 2000));
+      const bool same = reused();
+      REQUIRE(h.collect().isOk());
+      std::vector<std::string> want = jsonRecords(5000, 6000);
+      for (const std::string& r : jsonRecords(0, 2000)) want.push_back(r);
+      CHECK(h.em.records() == want);
+      if (same) CHECK(log.count("a different file than the one checkpointed") == 1);
+    }
+  }
+
+  TEST_CASE("a checkpoint with the right fingerprint continues exactly where it stopped") {
+    LogCapture log;
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path, jsonLines(0, 200));  // about 5 KB: the fingerprint covers 1024 bytes
+    Options opts = tailOptions({path});
+    opts.set("batch_max_records", int64_t{50}, {});
+    std::map<std::string, std::string> committed;
+    {
+      Harness h;
+      REQUIRE(h.make(opts).isOk());
+      REQUIRE(h.collect().isOk());
+      committed = h.em.after_first;  // crashed after the first batch
+    }
+    REQUIRE(committed.size() == 1);
+    const CheckpointValue v = parseValue(committed.begin()->second);
+    CHECK(v.offset == jsonLines(0, 50).size());
+    CHECK(v.fp_len == 1024);
+    CHECK(v.fp == fnvHex(test::readFile(path).substr(0, 1024)));
+    CHECK(v.path == path);
+
+    appendFile(path, jsonLines(200, 210));
+    Harness h;
+    h.em.inner.committed = committed;
+    REQUIRE(h.make(opts).isOk());
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(50, 210));
+    CHECK(log.count("a different file") == 0);
+    checkCheckpoints(h.em, path, jsonLines(0, 50).size());
+  }
+
+  TEST_CASE("a file first seen short (or empty): its fingerprint grows with it up to 1024") {
+    LogCapture log;
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path, "");
+    const Options opts = tailOptions({path});
+    Harness h;
+    REQUIRE(h.make(opts).isOk());
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.batches.empty());  // nothing to commit at offset 0
+
+    appendFile(path, jsonLines(0, 3));
+    REQUIRE(h.collect().isOk());
+    const uint64_t short_len = jsonLines(0, 3).size();
+    CHECK(h.em.inner.committed.at(fileKey(path)) == cpValue(short_len, path));
+    CHECK(parseValue(h.em.inner.committed.at(fileKey(path))).fp_len == short_len);
+    const std::map<std::string, std::string> short_cp = h.em.inner.committed;
+
+    appendFile(path, jsonLines(3, 100));  // past 1024 bytes
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(0, 100));
+    CHECK(h.em.inner.committed.at(fileKey(path)) == cpValue(jsonLines(0, 100).size(), path));
+    CHECK(parseValue(h.em.inner.committed.at(fileKey(path))).fp_len == 1024);
+    checkCheckpoints(h.em, path);
+
+    // Restarted from the short checkpoint after the file grew: its head is unchanged.
+    Harness r;
+    r.em.inner.committed = short_cp;
+    REQUIRE(r.make(opts).isOk());
+    REQUIRE(r.collect().isOk());
+    CHECK(r.em.records() == jsonRecords(3, 100));
+    CHECK(parseValue(r.em.inner.committed.at(fileKey(path))).fp_len == 1024);
+    checkCheckpoints(r.em, path, short_len);
+
+    // And from the full one.
+    appendFile(path, jsonLines(100, 101));
+    Harness r2;
+    r2.em.inner.committed = h.em.inner.committed;
+    REQUIRE(r2.make(opts).isOk());
+    REQUIRE(r2.collect().isOk());
+    CHECK(r2.em.records() == jsonRecords(100, 101));
+    CHECK(log.count("a different file") == 0);
+  }
+
+  TEST_CASE("old checkpoint values without a fingerprint still load") {
+    LogCapture log;
+    TempDir dir;
+    const std::string path = dir.file("my app 12 0123456789abcdef.log");  // spaces in the path
+    writeFile(path, jsonLines(0, 5));
+    const std::string key = fileKey(path);
+    Harness h;
+    h.em.inner.committed[key] = std::to_string(jsonLines(0, 3).size()) + " " + path;
+    REQUIRE(h.make(tailOptions({path})).isOk());
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(3, 5));  // trusted: the file is not shorter
+    CHECK(log.count("a different file") == 0);
+    CHECK(log.count("unreadable checkpoint") == 0);
+    // The next checkpoint is written in the new format.
+    CHECK(h.em.inner.committed.at(key) == cpValue(jsonLines(0, 5).size(), path));
+    checkCheckpoints(h.em, path, jsonLines(0, 3).size());
+
+    // A bare offset (no path) was readable before and still is.
+    Harness bare;
+    bare.em.inner.committed[key] = std::to_string(jsonLines(0, 4).size());
+    REQUIRE(bare.make(tailOptions({path})).isOk());
+    REQUIRE(bare.collect().isOk());
+    CHECK(bare.em.records() == jsonRecords(4, 5));
+  }
+
+  TEST_CASE("a file truncated below its fingerprinted head (not its position) is read again") {
+    LogCapture log;
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    // A first line, then 2000 bytes of a line without its newline yet: position 23, head
+    // fingerprinted over 1024 bytes.
+    writeFile(path, jsonLine(0) + "\n" + std::string(2000, 'x'));
+    Harness h;
+    REQUIRE(h.make(tailOptions({path})).isOk());
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(0, 1));
+    writeFile(path, jsonLine(1) + "\n");  // truncated, rewritten up to exactly the position
+    REQUIRE(jsonLine(1).size() == jsonLine(0).size());
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(0, 2));
+    CHECK(log.count("truncated") == 1);
+    CHECK(h.em.inner.committed.at(fileKey(path)) == cpValue(jsonLine(1).size() + 1, path));
   }
 
   TEST_CASE("randomised: partial writes, refusals and crashes never lose or repeat a line") {
