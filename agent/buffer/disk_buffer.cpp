@@ -403,6 +403,7 @@ void DiskBuffer::dropFrontLocked(void* wb, std::string_view reason) {
   const std::string to = seqKey(e.seq + 1);
   batch->DeleteRange(blocks_cf_, from, to);
   batch->DeleteRange(index_cf_, from, to);
+  unwritten_evictions_.push_back(e.seq);
   deleted_below_ = std::max(deleted_below_, e.seq + 1);
   released_since_reclaim_ += e.bytes;
 }
@@ -480,6 +481,12 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
 
   rocksdb::WriteBatch batch;
   std::unique_lock lock(mu_);
+  // Evictions whose write failed before (disk full): their blocks are out of the index
+  // already; delete them for real with this write.
+  for (uint64_t q : unwritten_evictions_) {
+    batch.DeleteRange(blocks_cf_, seqKey(q), seqKey(q + 1));
+    batch.DeleteRange(index_cf_, seqKey(q), seqKey(q + 1));
+  }
   expireLocked(&batch);
   size_t keep = stored.size();
   if (bytes_ + total > options_.max_bytes) {
@@ -492,7 +499,7 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
         if (interrupted_) return cancelled("buffer is shutting down");
         if (bytes_ + total > options_.max_bytes) {
           // Expired/evicted deletes already in `batch` must not be lost with the refusal.
-          if (batch.Count() > 0) (void)db_->Write(rocksdb::WriteOptions(), &batch);
+          if (batch.Count() > 0 && db_->Write(rocksdb::WriteOptions(), &batch).ok()) unwritten_evictions_.clear();
           return resourceExhausted("buffer full (" + formatSize(options_.max_bytes) + ")");
         }
         break;
@@ -544,8 +551,9 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
   rocksdb::WriteOptions wo;
   wo.sync = options_.fsync;
   Status st = fromRocks(db_->Write(wo, &batch), "appending to the buffer");
-  if (!st.isOk()) return st;  // the writer retries and logs (rate-limited)
+  if (!st.isOk()) return st;  // the writer retries and logs (rate-limited); evictions stay pending
   lock.lock();
+  unwritten_evictions_.clear();
   for (const IndexEntry& e : added) {
     index_.push_back(e);
     bytes_ += e.bytes;

@@ -178,6 +178,7 @@ class DiskBuffer final : public Buffer {
   uint64_t records_ = 0;
   uint64_t quarantined_ = 0;
   uint64_t missing_blocks_ = 0;  // found at open
+  std::vector<uint64_t> unwritten_evictions_;  // dropped from the index, delete not yet written
   std::vector<std::pair<uint64_t, uint64_t>> missing_ranges_;
   uint64_t released_since_reclaim_ = 0;
   bool interrupted_ = false;
