@@ -112,11 +112,8 @@ std::string tempDir() {
   return templ;
 }
 
-// Emits `records` sensor records through a pipeline into `buffer`; returns input bytes.
-uint64_t emitAll(Buffer& buffer, MetricsRegistry& metrics, uint64_t records) {
-  Pipeline pipeline(buffer, BatchingOptions{}, "bench", 0, metrics, systemClock());
-  Emitter& emitter = pipeline.emitterFor("bench", "sensors");
-  pipeline.start();
+// Emits `records` sensor records in batches of 1000, as one input would; returns input bytes.
+uint64_t emitSensorRecords(Emitter& emitter, uint64_t records) {
   RecordBatch batch;
   batch.reserve(1000, 1000 * 110);
   uint64_t input_bytes = 0;
@@ -130,6 +127,15 @@ uint64_t emitAll(Buffer& buffer, MetricsRegistry& metrics, uint64_t records) {
       std::exit(1);
     }
   }
+  return input_bytes;
+}
+
+// Emits `records` sensor records through a pipeline into `buffer`; returns input bytes.
+uint64_t emitAll(Buffer& buffer, MetricsRegistry& metrics, uint64_t records) {
+  Pipeline pipeline(buffer, BatchingOptions{}, "bench", 0, metrics, systemClock());
+  Emitter& emitter = pipeline.emitterFor("bench", "sensors");
+  pipeline.start();
+  const uint64_t input_bytes = emitSensorRecords(emitter, records);
   pipeline.flushAndStop(std::chrono::steady_clock::now() + std::chrono::seconds(600));
   return input_bytes;
 }
@@ -248,19 +254,7 @@ int pipelineMemory(uint64_t records) {
   pipeline.start();
 
   auto t0 = std::chrono::steady_clock::now();
-  RecordBatch batch;
-  batch.reserve(1000, 1000 * 110);
-  uint64_t input_bytes = 0;
-  for (uint64_t i = 0; i < records;) {
-    batch.clear();
-    for (int k = 0; k < 1000 && i < records; ++k, ++i) sensorRecord(batch, i);
-    input_bytes += batch.bytes();
-    Status st = emitter.emit(batch);
-    if (!st.isOk()) {
-      std::fprintf(stderr, "emit failed: %s\n", st.toString().c_str());
-      return 1;
-    }
-  }
+  const uint64_t input_bytes = emitSensorRecords(emitter, records);
   while (delivered.load() < records) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   pipeline.flushAndStop(std::chrono::steady_clock::now());
