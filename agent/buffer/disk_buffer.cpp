@@ -190,6 +190,11 @@ Status DiskBuffer::openDb() {
   } else {
     s = rocksdb::DB::Open(db, path, cfs, &handles_, &raw);
   }
+  if (!s.ok() && s.ToString().find("lock") != std::string::npos && !s.IsCorruption()) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "the buffer at " + path + " is in use by another process (" + s.ToString() +
+                      "); is another ferry running with the same agent.data_dir?");
+  }
   if (!s.ok()) {
     return Status(s.IsCorruption() ? StatusCode::kCorruption : StatusCode::kIoError,
                   "cannot open the buffer at " + path + ": " + s.ToString() +

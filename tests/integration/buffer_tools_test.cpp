@@ -158,4 +158,21 @@ TEST_SUITE("integration.buffer_tools") {
     CHECK(r.code == 1);
     CHECK(r.err.find("chmod 600") != std::string::npos);
   }
+
+  TEST_CASE("a second agent on the same data_dir is refused with a clear reason") {
+    TempDir dir;
+    writeFile(dir.file("ferry.yaml"), "agent: { data_dir: " + dir.file("data") +
+                                          " }\ninputs: [{type: sysmetrics}]\noutputs: [{type: file, path: " +
+                                          dir.file("out.ndjson") + "}]\n");
+    Process first({FERRY_BINARY, "run", "-c", dir.file("ferry.yaml")}, dir.path().string(), "first");
+    REQUIRE(eventually([&] { return first.stderrText().find("started agent") != std::string::npos; }, 15s));
+    RunResult second = runCommand({FERRY_BINARY, "run", "-c", dir.file("ferry.yaml")}, dir.path().string());
+    CHECK(second.code == 1);
+    CHECK(second.err.find("in use by another process") != std::string::npos);
+    // The tools still read it beside the running agent.
+    RunResult stats = runCommand({FERRY_BINARY, "buffer", "stats", "--data-dir", dir.file("data")}, dir.path().string());
+    CHECK(stats.code == 0);
+    first.signal(SIGTERM);
+    CHECK(first.wait(10s) == std::optional<int>(0));
+  }
 }
