@@ -130,7 +130,62 @@ Result<std::unique_ptr<DiskBuffer>> DiskBuffer::open(DiskBufferOptions options, 
   co.zstd_level = b->options_.zstd_level;
   co.keyring = &b->keyring_;
   b->writer_codec_ = std::make_unique<BlockCodec>(co);
+  if (!b->options_.read_only) FERRY_RETURN_IF_ERROR(b->restoreQuarantined());
   return b;
+}
+
+Status DiskBuffer::restoreQuarantined() {
+  // A block quarantined because its key was missing opens again once the key file is
+  // configured: it goes back into the log (after the current backlog, under a new
+  // sequence) instead of staying locked away. Damaged blocks stay where they are.
+  std::vector<std::pair<std::string, std::string>> found;
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), quarantine_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      if (it->key().size() == 8 && it->value().size() > 0) found.emplace_back(it->key().ToString(), it->value().ToString());
+    }
+  }
+  if (found.empty()) return Status::ok();
+  auto reader = takeCodec();
+  uint64_t restored = 0;
+  for (const auto& [key, stored] : found) {
+    auto block = reader->open(stored, readU64(key));
+    if (!block.isOk()) continue;
+    Block b = std::move(block).value();
+    std::string sealed;
+    {
+      std::lock_guard lock(mu_);
+      b.seq = next_seq_;
+    }
+    FERRY_RETURN_IF_ERROR(writer_codec_->seal(b, &sealed));
+    rocksdb::WriteBatch batch;
+    const std::string new_key = seqKey(b.seq);
+    batch.Put(blocks_cf_, new_key, sealed);
+    std::string iv;
+    putU32(iv, static_cast<uint32_t>(b.records.size()));
+    putU32(iv, static_cast<uint32_t>(sealed.size()));
+    putU64(iv, static_cast<uint64_t>(b.created_ms));
+    batch.Put(index_cf_, new_key, iv);
+    batch.Delete(quarantine_cf_, key);
+    batch.Delete(meta_cf_, "quarantine/" + key);
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.fsync;
+    FERRY_RETURN_IF_ERROR(fromRocks(db_->Write(wo, &batch), "restoring a quarantined block"));
+    std::lock_guard lock(mu_);
+    index_.push_back({b.seq, static_cast<uint32_t>(b.records.size()), static_cast<uint32_t>(sealed.size()),
+                      b.created_ms});
+    bytes_ += sealed.size();
+    records_ += b.records.size();
+    ++next_seq_;
+    --quarantined_;
+    ++restored;
+  }
+  giveCodec(std::move(reader));
+  if (restored > 0) {
+    logInfo("buffer", "restored ", restored, " quarantined block(s) that open with the configured keys now; they are "
+            "sent after the current backlog");
+  }
+  return Status::ok();
 }
 
 Status DiskBuffer::openDb() {

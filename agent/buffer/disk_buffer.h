@@ -128,6 +128,7 @@ class DiskBuffer final : public Buffer {
   Status loadState();
   Status rebuildIndexFromBlocks();
   void findHoles(const std::vector<uint64_t>& quarantined);
+  Status restoreQuarantined();
   // Makes a fresh data key current and stores it (synced) before anything is sealed with it.
   Status newDataKey();
   Status storePendingDataKey();

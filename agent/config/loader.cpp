@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -106,22 +107,7 @@ class Walker {
     static constexpr std::string_view kFilePrefix = "@file:";
     if (s.rfind(kFilePrefix, 0) == 0) {
       std::string file = s.substr(kFilePrefix.size());
-      struct stat st {};
-      if (::stat(file.c_str(), &st) != 0) {
-        problem(node, path, "secret file " + file + ": " + std::strerror(errno));
-        return false;
-      }
-      if (!S_ISREG(st.st_mode)) {
-        problem(node, path, "secret file " + file + " is not a regular file");
-        return false;
-      }
-      if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
-        char mode[8];
-        std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-        problem(node, path, "secret file " + file + " is readable by group or others (mode " + mode +
-                                "); run: chmod 600 " + file);
-        return false;
-      }
+      if (!checkSecretFile(node, path, file)) return false;
       std::ifstream in(file, std::ios::binary);
       if (!in) {
         problem(node, path, "secret file " + file + ": cannot be read");
@@ -134,6 +120,27 @@ class Walker {
       *is_secret = true;
     }
     *out = std::move(s);
+    return true;
+  }
+
+  // A file holding a secret must be a regular file nobody but its owner can read.
+  bool checkSecretFile(const YAML::Node& node, const std::string& path, const std::string& file) {
+    struct stat st {};
+    if (::stat(file.c_str(), &st) != 0) {
+      problem(node, path, "secret file " + file + ": " + std::strerror(errno));
+      return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      problem(node, path, "secret file " + file + " is not a regular file");
+      return false;
+    }
+    if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+      problem(node, path, "secret file " + file + " is readable by group or others (mode " + mode +
+                              "); run: chmod 600 " + file);
+      return false;
+    }
     return true;
   }
 
@@ -258,6 +265,16 @@ class Walker {
     return false;
   }
 
+  // YAML parsers keep the last of two equal keys; a config that says two things must be
+  // refused instead. Returns false (after a problem) for a repeated key.
+  bool noteKey(std::map<std::string, int>& seen, const YAML::Node& key_node, const std::string& key_path) {
+    const int line = at(key_node, key_path).line;
+    auto [it, fresh] = seen.emplace(key_node.Scalar(), line);
+    if (fresh) return true;
+    problem(key_node, key_path, "key given twice (first at line " + std::to_string(it->second) + ")");
+    return false;
+  }
+
   static std::string choiceList(const OptionSpec& spec) {
     std::string s;
     for (std::string_view c : spec.choices) {
@@ -289,9 +306,11 @@ class Walker {
       problem(node, path, "expected a mapping");
       return;
     } else {
+      std::map<std::string, int> seen;  // key -> line, to refuse keys given twice
       for (auto it = node.begin(); it != node.end(); ++it) {
         std::string key = it->first.Scalar();
         std::string key_path = path.empty() ? key : path + "." + key;
+        if (!noteKey(seen, it->first, key_path)) continue;
         const OptionSpec* spec = nullptr;
         for (auto t : tables) {
           for (const OptionSpec& o : t) {
@@ -420,11 +439,17 @@ class Walker {
 };
 
 // root[a][b]... without yaml-cpp's exception when a level is missing.
+// yaml-cpp's Node has reference semantics: `a = b` overwrites what `a` refers to, and a
+// non-const operator[] inserts missing keys. So rebind with reset() and look up through a
+// const reference, which leaves the document untouched.
 YAML::Node child(const YAML::Node& root, std::initializer_list<const char*> keys) {
-  YAML::Node n = root;
+  YAML::Node n;
+  n.reset(root);
   for (const char* k : keys) {
-    if (!n.IsDefined() || !n.IsMap() || !n[k]) return YAML::Node(YAML::NodeType::Undefined);
-    n = n[k];
+    const YAML::Node& cur = n;
+    if (!cur.IsDefined() || !cur.IsMap() || !cur[k]) return YAML::Node(YAML::NodeType::Undefined);
+    YAML::Node next = cur[k];
+    n.reset(next);
   }
   return n;
 }
@@ -445,8 +470,10 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
     return result;
   }
   static constexpr std::string_view kSections[] = {"agent", "log", "buffer", "inputs", "outputs"};
+  std::map<std::string, int> seen_sections;
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string key = it->first.Scalar();
+    if (!w.noteKey(seen_sections, it->first, key)) continue;
     bool known = false;
     for (std::string_view s : kSections) known = known || s == key;
     if (known) continue;
@@ -490,6 +517,16 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
   }
   cfg.buffer.key_file = buffer.getString("encryption.key_file");
   cfg.buffer.previous_key_files = buffer.getStringList("encryption.previous_key_files");
+  // Key files are checked here too, so `ferry validate` catches what the start would refuse.
+  if (!cfg.buffer.key_file.empty()) {
+    w.checkSecretFile(child(root, {"buffer", "encryption", "key_file"}), "buffer.encryption.key_file",
+                      cfg.buffer.key_file);
+  }
+  for (size_t i = 0; i < cfg.buffer.previous_key_files.size(); ++i) {
+    w.checkSecretFile(child(root, {"buffer", "encryption", "previous_key_files"}),
+                      "buffer.encryption.previous_key_files[" + std::to_string(i) + "]",
+                      cfg.buffer.previous_key_files[i]);
+  }
   cfg.buffer.memory_budget = buffer.getSize("memory_budget");
   if (cfg.buffer.memory_budget < (4u << 20)) {
     w.problem(child(root, {"buffer", "memory_budget"}), "buffer.memory_budget", "must be at least 4MiB");

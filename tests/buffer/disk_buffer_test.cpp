@@ -309,6 +309,19 @@ TEST_SUITE("buffer.disk") {
     CHECK(got->at(0)->seq == 2);
     CHECK(buf->quarantinedBlocks() == 1);
     CHECK(metrics.counterValue("ferry_buffer_quarantined_blocks_total") == 1);
+    REQUIRE(buf->ack("a", 2, {}).isOk());
+    buf.reset();
+
+    // The old key file is listed again: the quarantined block comes back and is served.
+    DiskBufferOptions both = options();
+    both.keys = {k2, k1};
+    auto restored = open(both);
+    declare(*restored, {"a"});
+    CHECK(restored->quarantinedBlocks() == 0);
+    auto again = restored->read("a", 0, 10, 0ms);
+    REQUIRE(again->size() == 1);
+    CHECK(again->at(0)->records[0] == makeBlock("s", 0, 1).records[0]);
+    CHECK(again->at(0)->seq > 2);  // re-queued after the backlog
   }
 
   TEST_CASE_FIXTURE(Fixture, "the data key rotates after its block budget; every block stays readable") {

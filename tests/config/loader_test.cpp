@@ -151,6 +151,36 @@ outputs: [{type: sink, path: /x, sync: maybe, max_files: 2.5}]
     CHECK(all.find("outputs[0].max_files: expected an integer") != std::string::npos);
   }
 
+  TEST_CASE("a key given twice is refused, not silently overridden") {
+    LoadResult r = load(R"(buffer:
+  max_bytes: 1GiB
+  max_bytes: 2GiB
+inputs: [{type: probe, paths: [a]}]
+outputs:
+  - type: sink
+    path: /tmp/first
+    path: /tmp/second
+)");
+    std::string all = joined(r);
+    INFO(all);
+    REQUIRE_FALSE(r.config);
+    CHECK(all.find("test.yaml:3: buffer.max_bytes: key given twice (first at line 2)") != std::string::npos);
+    CHECK(all.find("test.yaml:8: outputs[0].path: key given twice (first at line 7)") != std::string::npos);
+  }
+
+  TEST_CASE("a problem found after the walk does not disturb the rest of the document") {
+    // Cross-key checks look nodes up again; yaml-cpp's reference semantics once let that
+    // lookup overwrite the document, so later sections vanished.
+    LoadResult r = load(R"(buffer:
+  max_bytes: 100KiB
+  block: { max_bytes: 256KiB }
+inputs: [{type: probe, paths: [a]}]
+outputs: [{type: sink, path: /o}]
+)");
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0].toString().rfind("test.yaml:2: buffer.max_bytes: must be at least buffer.block.max_bytes", 0) == 0);
+  }
+
   TEST_CASE("broken YAML names the line") {
     LoadResult r = load("inputs:\n  - type: probe\n    paths: [a, b\n");
     REQUIRE(r.problems.size() == 1);

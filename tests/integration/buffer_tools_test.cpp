@@ -154,8 +154,13 @@ TEST_SUITE("integration.buffer_tools") {
     fs::permissions(key, fs::perms::others_read, fs::perm_options::add);
     writeFile(dir.file("ferry.yaml"), "agent: { data_dir: " + dir.file("data") + " }\nbuffer: { encryption: { key_file: " +
                                           key + " } }\ninputs: [{type: sysmetrics}]\noutputs: [{type: stdout}]\n");
+    // Refused as a config problem, by validate as by run.
+    RunResult v = runCommand({FERRY_BINARY, "validate", "-c", dir.file("ferry.yaml")}, dir.path().string());
+    CHECK(v.code == 2);
+    CHECK(v.out.find("buffer.encryption.key_file: secret file " + key + " is readable by group or others") !=
+          std::string::npos);
     RunResult r = runCommand({FERRY_BINARY, "run", "-c", dir.file("ferry.yaml")}, dir.path().string());
-    CHECK(r.code == 1);
+    CHECK(r.code == 2);
     CHECK(r.err.find("chmod 600") != std::string::npos);
   }
 

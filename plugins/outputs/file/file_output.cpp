@@ -413,8 +413,18 @@ Status FileOutput::rotate() {
       return fileError(config_.path + ": rotate", errno);
     }
   } else {
-    // rename() replaces the target, so the oldest kept file disappears with the first step.
-    for (int64_t i = config_.max_files - 1; i >= 1; --i) {
+    // Shift only up to the first missing number: a crash in the middle of an earlier
+    // rotation leaves a gap, and filling it (instead of carrying it upwards forever) keeps
+    // the numbering dense. Without a gap, rename() onto .max_files replaces the oldest.
+    int64_t first_free = config_.max_files;
+    for (int64_t i = 1; i < config_.max_files; ++i) {
+      struct stat st {};
+      if (::stat(rotatedPath(i).c_str(), &st) != 0 && errno == ENOENT) {
+        first_free = i;
+        break;
+      }
+    }
+    for (int64_t i = first_free - 1; i >= 1; --i) {
       const std::string from = rotatedPath(i);
       if (::rename(from.c_str(), rotatedPath(i + 1).c_str()) != 0 && errno != ENOENT) {
         return fileError(from + ": rotate", errno);

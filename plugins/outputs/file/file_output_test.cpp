@@ -277,6 +277,24 @@ TEST_SUITE("outputs.file") {
     CHECK(files == 3);
   }
 
+  TEST_CASE("a gap left by a rotation cut short is filled, not carried upwards") {
+    test::TempDir dir;
+    const std::string path = dir.file("out.ndjson");
+    // A crash during an earlier rotation left .3 missing.
+    test::writeFile(path, "current\n");
+    test::writeFile(path + ".1", "one\n");
+    test::writeFile(path + ".2", "two\n");
+    test::writeFile(path + ".4", "four\n");
+    auto out = makeOutput(fileOptions(path, "8", 10));
+    REQUIRE(out->open({}).isOk());
+    REQUIRE(delivered(*out, makeBlock(1, {"{\"x\":1}"})));  // does not fit: rotates first
+    CHECK(test::readFile(path + ".1") == "current\n");
+    CHECK(test::readFile(path + ".2") == "one\n");
+    CHECK(test::readFile(path + ".3") == "two\n");   // the gap is filled
+    CHECK(test::readFile(path + ".4") == "four\n");  // older files keep their place
+    CHECK_FALSE(fs::exists(path + ".5"));
+  }
+
   TEST_CASE("a file fills up to max_size exactly before rotating") {
     test::TempDir dir;
     const std::string path = dir.file("out.ndjson");
