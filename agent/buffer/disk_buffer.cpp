@@ -46,6 +46,16 @@ void putU32(std::string& s, uint32_t v) {
   for (int i = 3; i >= 0; --i) s.push_back(static_cast<char>((v >> (i * 8)) & 0xff));
 }
 
+// The `index` column family's value for a stored block: records u32 | stored bytes u32 |
+// created_ms i64.
+std::string indexValue(const Block& b, size_t stored_bytes) {
+  std::string v;
+  putU32(v, static_cast<uint32_t>(b.records.size()));
+  putU32(v, static_cast<uint32_t>(stored_bytes));
+  putU64(v, static_cast<uint64_t>(b.created_ms));
+  return v;
+}
+
 Status fromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::ok();
   std::string m = std::string(what) + ": " + s.ToString();
@@ -161,11 +171,7 @@ Status DiskBuffer::restoreQuarantined() {
     rocksdb::WriteBatch batch;
     const std::string new_key = seqKey(b.seq);
     batch.Put(blocks_cf_, new_key, sealed);
-    std::string iv;
-    putU32(iv, static_cast<uint32_t>(b.records.size()));
-    putU32(iv, static_cast<uint32_t>(sealed.size()));
-    putU64(iv, static_cast<uint64_t>(b.created_ms));
-    batch.Put(index_cf_, new_key, iv);
+    batch.Put(index_cf_, new_key, indexValue(b, sealed.size()));
     batch.Delete(quarantine_cf_, key);
     batch.Delete(meta_cf_, "quarantine/" + key);
     rocksdb::WriteOptions wo;
@@ -584,11 +590,7 @@ Status DiskBuffer::append(std::span<Block> blocks, Duration wait) {
     const Block& b = blocks[stored[j]];
     const std::string key = seqKey(b.seq);
     batch.Put(blocks_cf_, key, sealed[j]);
-    std::string iv;
-    putU32(iv, static_cast<uint32_t>(b.records.size()));
-    putU32(iv, static_cast<uint32_t>(sealed[j].size()));
-    putU64(iv, static_cast<uint64_t>(b.created_ms));
-    batch.Put(index_cf_, key, iv);
+    batch.Put(index_cf_, key, indexValue(b, sealed[j].size()));
     added.push_back({b.seq, static_cast<uint32_t>(b.records.size()), static_cast<uint32_t>(sealed[j].size()),
                      b.created_ms});
   }

@@ -122,7 +122,6 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
     open_.push_back(std::move(ob));
     it = std::prev(open_.end());
   }
-  bool cut = false;
   if (checkpoint != nullptr) {
     // A checkpointed batch is never split: its position must be committed with all of its
     // records, so they go into one block (cut the open block first if they do not fit).
@@ -162,14 +161,12 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
     }
     if (!recs.empty() && recs.bytes() + batch.rangeBytes(i, end) > options_.max_bytes) {
       cutLocked(ob);
-      cut = true;
       continue;
     }
     recs.appendRange(batch, i, end);
     i = end;
     if (recs.size() >= options_.max_records || recs.bytes() >= options_.max_bytes) {
       cutLocked(ob);
-      cut = true;
     }
   }
   staged_bytes_ += batch.bytes();
@@ -177,7 +174,6 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
   lock.unlock();
   // Wake the writer for a cut block, and for a new open block so it learns its max_wait
   // (glibc's notify costs no syscall when nobody waits).
-  (void)cut;
   writer_cv_.notify_one();
   return Status::ok();
 }

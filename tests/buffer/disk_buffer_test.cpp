@@ -361,24 +361,7 @@ TEST_SUITE("buffer.disk") {
       REQUIRE(buf->compact().isOk());
     }
     // The largest SST holds the blocks; damage one value in its middle.
-    fs::path biggest;
-    uintmax_t size = 0;
-    for (const auto& e : fs::directory_iterator(dir.file("buffer"))) {
-      if (e.path().extension() == ".sst" && e.file_size() > size) {
-        size = e.file_size();
-        biggest = e.path();
-      }
-    }
-    REQUIRE(size > 0);
-    {
-      std::fstream f(biggest, std::ios::in | std::ios::out | std::ios::binary);
-      f.seekp(static_cast<std::streamoff>(size / 2));
-      char c = 0;
-      f.read(&c, 1);
-      f.seekp(static_cast<std::streamoff>(size / 2));
-      c = static_cast<char>(c ^ 0x5a);
-      f.write(&c, 1);
-    }
+    REQUIRE(test::flipMiddleByteOfLargest(dir.file("buffer"), ".sst", 0x5a) > 0);
     DiskBufferOptions o = options();
     o.compress = false;
     auto buf = open(o);

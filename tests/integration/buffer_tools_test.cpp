@@ -75,24 +75,7 @@ TEST_SUITE("integration.buffer_tools") {
     CHECK(first.find("\"record\":{\"i\":0,") != std::string::npos);
 
     // Flip a byte in the middle of the largest SST.
-    fs::path biggest;
-    uintmax_t size = 0;
-    for (const auto& e : fs::directory_iterator(dir.file("data/buffer"))) {
-      if (e.path().extension() == ".sst" && e.file_size() > size) {
-        size = e.file_size();
-        biggest = e.path();
-      }
-    }
-    REQUIRE(size > 100000);
-    {
-      std::fstream f(biggest, std::ios::in | std::ios::out | std::ios::binary);
-      f.seekg(static_cast<std::streamoff>(size / 2));
-      char c = 0;
-      f.read(&c, 1);
-      c = static_cast<char>(c ^ 0x20);
-      f.seekp(static_cast<std::streamoff>(size / 2));
-      f.write(&c, 1);
-    }
+    REQUIRE(flipMiddleByteOfLargest(dir.file("data/buffer"), ".sst", 0x20) > 100000);
     RunResult damaged = runCommand({FERRY_BINARY, "buffer", "check", "--data-dir", dir.file("data"), "--key-file", key},
                                    dir.path().string());
     INFO(damaged.out, damaged.err);

@@ -99,24 +99,7 @@ TEST_SUITE("integration.crash") {
       REQUIRE(child.wait(10s).has_value());
     }
     const uint64_t acked = lastAcked(test::readFile(dir.file("child.stdout")));
-    std::string wal;
-    uintmax_t size = 0;
-    for (const auto& e : std::filesystem::directory_iterator(path)) {
-      if (e.path().extension() == ".log" && e.file_size() > size) {
-        size = e.file_size();
-        wal = e.path().string();
-      }
-    }
-    REQUIRE(size > 100000);
-    {
-      std::fstream f(wal, std::ios::in | std::ios::out | std::ios::binary);
-      f.seekg(static_cast<std::streamoff>(size / 2));
-      char c = 0;
-      f.read(&c, 1);
-      c = static_cast<char>(c ^ 0x40);
-      f.seekp(static_cast<std::streamoff>(size / 2));
-      f.write(&c, 1);
-    }
+    REQUIRE(test::flipMiddleByteOfLargest(path, ".log", 0x40) > 100000);
     MetricsRegistry metrics;
     DiskBufferOptions o;
     o.path = path;

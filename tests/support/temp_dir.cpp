@@ -45,4 +45,25 @@ size_t lineCount(const std::string& path) {
   return n;
 }
 
+uintmax_t flipMiddleByteOfLargest(const std::string& dir, const std::string& ext, unsigned char mask) {
+  std::filesystem::path largest;
+  uintmax_t size = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ext && e.file_size() > size) {
+      size = e.file_size();
+      largest = e.path();
+    }
+  }
+  if (size == 0) return 0;
+  std::fstream f(largest, std::ios::in | std::ios::out | std::ios::binary);
+  const auto middle = static_cast<std::streamoff>(size / 2);
+  char c = 0;
+  f.seekg(middle);
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ static_cast<char>(mask));
+  f.seekp(middle);
+  f.write(&c, 1);
+  return size;
+}
+
 }  // namespace ferry::test

@@ -2,6 +2,7 @@
 // Thread-safety: one owner.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -26,5 +27,9 @@ std::string readFile(const std::string& path);
 void writeFile(const std::string& path, const std::string& contents, int mode = 0644);
 // Lines in a file (0 when it does not exist).
 size_t lineCount(const std::string& path);
+
+// Damage tests: XORs `mask` into the middle byte of the largest file in `dir` whose name
+// ends in `ext` (e.g. ".sst", ".log"). Returns that file's size, 0 when there is none.
+uintmax_t flipMiddleByteOfLargest(const std::string& dir, const std::string& ext, unsigned char mask);
 
 }  // namespace ferry::test

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ferry/log.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/temp_dir.h"
 
 namespace ferry {
@@ -57,25 +58,7 @@ class CaptureEmitter final : public Emitter {
   NoCheckpoints none_;
 };
 
-// Log lines captured while a LogCapture is alive.
-std::vector<std::string>* g_log_lines = nullptr;
-class LogCapture {
- public:
-  LogCapture() {
-    g_log_lines = &lines;
-    setLogSink([](std::string_view line) { g_log_lines->emplace_back(line); });
-  }
-  ~LogCapture() {
-    setLogSink(nullptr);
-    g_log_lines = nullptr;
-  }
-  size_t count(std::string_view needle) const {
-    size_t n = 0;
-    for (const std::string& l : lines) n += l.find(needle) != std::string::npos ? 1 : 0;
-    return n;
-  }
-  std::vector<std::string> lines;
-};
+using test::LogCapture;
 
 constexpr std::string_view kStat1 =
     "cpu  100 0 100 700 100 0 0 0 0 0\n"

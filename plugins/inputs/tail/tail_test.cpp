@@ -23,6 +23,7 @@
 
 #include "ferry/log.h"
 #include "ferry/metrics.h"
+#include "tests/support/log_capture.h"
 #include "tests/support/fakes.h"
 #include "tests/support/temp_dir.h"
 
@@ -92,25 +93,7 @@ class BatchLog final : public Emitter {
   Status refuse_with = resourceExhausted("buffer full");
 };
 
-// Log lines captured while a LogCapture is alive.
-std::vector<std::string>* g_log_lines = nullptr;
-class LogCapture {
- public:
-  LogCapture() {
-    g_log_lines = &lines;
-    setLogSink([](std::string_view line) { g_log_lines->emplace_back(line); });
-  }
-  ~LogCapture() {
-    setLogSink(nullptr);
-    g_log_lines = nullptr;
-  }
-  size_t count(std::string_view needle) const {
-    size_t n = 0;
-    for (const std::string& l : lines) n += l.find(needle) != std::string::npos ? 1 : 0;
-    return n;
-  }
-  std::vector<std::string> lines;
-};
+using test::LogCapture;
 
 Options tailOptions(std::vector<std::string> paths) {
   Options opts;
