@@ -19,6 +19,7 @@ std::string_view optionTypeName(OptionType type) {
     case OptionType::kSize: return "size";
     case OptionType::kEnum: return "enum";
     case OptionType::kStringList: return "list of strings";
+    case OptionType::kStringMap: return "mapping of strings";
     case OptionType::kObject: return "object";
   }
   return "?";
@@ -74,6 +75,10 @@ Duration Options::getDuration(std::string_view key) const { return getOr<Duratio
 uint64_t Options::getSize(std::string_view key) const { return getOr<uint64_t>(find(key)); }
 const std::vector<std::string>& Options::getStringList(std::string_view key) const {
   return getOr<std::vector<std::string>>(find(key));
+}
+
+const std::vector<std::pair<std::string, std::string>>& Options::getStringMap(std::string_view key) const {
+  return getOr<std::vector<std::pair<std::string, std::string>>>(find(key));
 }
 
 SourceLocation Options::where(std::string_view key) const {

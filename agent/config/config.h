@@ -48,6 +48,9 @@ struct BufferSection {
 struct RetrySection {
   Duration initial_backoff{};
   Duration max_backoff{};
+  int window = 4;                // batches in flight
+  Duration timeout{};            // deadline of one send
+  std::string dead_letter_output;  // empty: dead letters only kept in the queue
 };
 
 struct PluginInstance {

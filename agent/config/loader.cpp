@@ -180,6 +180,38 @@ class Walker {
       if (ok) *out = std::move(items);
       return ok;
     }
+    if (spec.type == OptionType::kStringMap) {
+      if (!node.IsMap()) {
+        problem(node, path, "expected a mapping of strings (key: value)");
+        return false;
+      }
+      std::vector<std::pair<std::string, std::string>> items;
+      std::map<std::string, int> seen;
+      bool ok = true;
+      for (const auto& kv : node) {
+        std::string key = kv.first.Scalar();
+        std::string item_path = path + "." + key;
+        if (!noteKey(seen, kv.first, item_path)) {
+          ok = false;
+          continue;
+        }
+        if (!kv.second.IsScalar()) {
+          problem(kv.second, item_path, "expected a string");
+          ok = false;
+          continue;
+        }
+        std::string v;
+        bool secret = false;
+        if (!expandScalar(kv.second, item_path, &v, &secret)) {
+          ok = false;
+          continue;
+        }
+        if (secret || spec.secret) addSecret(v);
+        items.emplace_back(std::move(key), std::move(v));
+      }
+      if (ok) *out = std::move(items);
+      return ok;
+    }
     if (!node.IsScalar()) {
       std::string what(optionTypeName(spec.type));
       if (spec.type == OptionType::kInt) what = "an integer";
@@ -259,6 +291,7 @@ class Walker {
         return false;
       case OptionType::kStringList:
       case OptionType::kObject:
+      case OptionType::kStringMap:
         break;
     }
     problem(node, path, "internal: unexpected option type");
@@ -413,11 +446,19 @@ class Walker {
         inst.stream = all.has("stream") ? all.getString("stream") : inst.name;
       } else {
         inst.match = all.getString("match");
-        inst.retry.initial_backoff = all.getDuration("retry.initial_backoff");
-        inst.retry.max_backoff = all.getDuration("retry.max_backoff");
+        inst.retry.initial_backoff = all.getDuration("retry.initial");
+        inst.retry.max_backoff = all.getDuration("retry.max");
         if (inst.retry.initial_backoff <= Duration::zero() || inst.retry.max_backoff < inst.retry.initial_backoff) {
-          problem(item, path + ".retry", "need 0 < initial_backoff <= max_backoff");
+          problem(item, path + ".retry", "need 0 < initial <= max");
         }
+        int64_t window = all.getInt("window");
+        if (window < 1 || window > 64) {
+          problem(item, path + ".window", "must be between 1 and 64, got " + std::to_string(window));
+        }
+        inst.retry.window = static_cast<int>(window);
+        inst.retry.timeout = all.getDuration("timeout");
+        if (inst.retry.timeout <= Duration::zero()) problem(item, path + ".timeout", "must be positive");
+        inst.retry.dead_letter_output = all.getString("dead_letter.output");
       }
       // Plugin options without the common keys.
       Options own;
@@ -551,6 +592,18 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
   }
   if (!root["outputs"] || (root["outputs"].IsSequence() && root["outputs"].size() == 0)) {
     w.problem(root, "outputs", "at least one output is required");
+  }
+  for (size_t i = 0; i < cfg.outputs.size(); ++i) {
+    const std::string& target = cfg.outputs[i].retry.dead_letter_output;
+    if (target.empty()) continue;
+    bool found = false;
+    for (const PluginInstance& o : cfg.outputs) found = found || (o.name == target && &o != &cfg.outputs[i]);
+    if (found) continue;
+    const YAML::Node outputs = root["outputs"];
+    const YAML::Node item = outputs.IsSequence() && i < outputs.size() ? outputs[i] : root;
+    w.problem(item, "outputs[" + std::to_string(i) + "].dead_letter.output",
+              target == cfg.outputs[i].name ? "an output cannot be its own dead-letter output"
+                                            : "no output named \"" + target + "\"");
   }
 
   result.problems = std::move(w.problems);

@@ -17,10 +17,16 @@ const OptionSpec kCommonInput[] = {
      .help = "stream the records belong to; defaults to the input's name"},
 };
 const OptionSpec kRetry[] = {
-    {.key = "initial_backoff", .type = OptionType::kDuration, .default_value = "1s",
-     .help = "wait after the first failed send"},
-    {.key = "max_backoff", .type = OptionType::kDuration, .default_value = "60s",
-     .help = "cap of the exponential backoff (full jitter is applied below the cap)"},
+    {.key = "initial", .type = OptionType::kDuration, .default_value = "1s",
+     .help = "cap of the wait after the first failed send"},
+    {.key = "max", .type = OptionType::kDuration, .default_value = "60s",
+     .help = "cap of the exponential backoff (full jitter is applied below the cap); retries never "
+             "end by count: data waits in the buffer until delivered, dead-lettered or aged out"},
+};
+const OptionSpec kDeadLetter[] = {
+    {.key = "output", .type = OptionType::kString,
+     .help = "another output that receives this output's dead letters (each record wrapped with the "
+             "reason); they are kept in the buffer's dead-letter queue either way"},
 };
 const OptionSpec kCommonOutput[] = {
     {.key = "name", .type = OptionType::kString,
@@ -30,6 +36,14 @@ const OptionSpec kCommonOutput[] = {
      .help = "glob over stream names; only matching streams are sent"},
     {.key = "retry", .type = OptionType::kObject, .help = "backoff between failed sends",
      .fields = kRetry},
+    {.key = "window", .type = OptionType::kInt, .default_value = "4",
+     .help = "batches in flight at once (1..64; outputs that cannot send concurrently use 1); acks "
+             "still commit in order"},
+    {.key = "timeout", .type = OptionType::kDuration, .default_value = "30s",
+     .help = "deadline of one send (connect, upload, answer); a timeout is retried"},
+    {.key = "dead_letter", .type = OptionType::kObject,
+     .help = "where records the upstream refuses permanently go besides the dead-letter queue",
+     .fields = kDeadLetter},
 };
 
 void describeOptions(std::ostringstream& os, std::span<const OptionSpec> specs, int indent,

@@ -83,6 +83,7 @@ outputs:
     CHECK(c.outputs[0].name == "sink");
     CHECK(c.outputs[0].match == "log*");
     CHECK(c.outputs[0].retry.initial_backoff == 1s);
+    CHECK(c.outputs[0].retry.window == 4);
     CHECK(c.outputs[0].retry.max_backoff == 60s);
     CHECK(c.outputs[0].options.getBool("sync"));
     CHECK(c.outputs[0].options.getInt("max_files") == 5);

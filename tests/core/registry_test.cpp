@@ -32,7 +32,7 @@ TEST_SUITE("core.registry") {
     CHECK(text.find("sysmetrics - ") != std::string::npos);
     CHECK(text.find("interval (duration) default 10s") != std::string::npos);
     CHECK(text.find("path (string) required") != std::string::npos);
-    CHECK(text.find("Outputs (common keys: name type match retry)") != std::string::npos);
+    CHECK(text.find("Outputs (common keys: name type match retry window timeout dead_letter)") != std::string::npos);
   }
 
   TEST_CASE("a custom table is searchable") {

@@ -16,6 +16,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -33,6 +34,7 @@ enum class OptionType {
   kEnum,        // one of `choices`
   kStringList,  // list of strings
   kObject,      // nested table described by `fields`
+  kStringMap,   // mapping of string keys to string values (e.g. HTTP headers), in document order
 };
 
 std::string_view optionTypeName(OptionType type);
@@ -59,7 +61,8 @@ struct SourceLocation {
 };
 
 using OptionValue = std::variant<std::monostate, std::string, int64_t, bool, double, Duration,
-                                 uint64_t /* size in bytes */, std::vector<std::string>>;
+                                 uint64_t /* size in bytes */, std::vector<std::string>,
+                                 std::vector<std::pair<std::string, std::string>>>;
 
 // Validated values of one table. Nested objects are flattened to dotted keys
 // ("compression.level"). The loader stores every key given in the document and every
@@ -78,6 +81,7 @@ class Options {
   Duration getDuration(std::string_view key) const;
   uint64_t getSize(std::string_view key) const;
   const std::vector<std::string>& getStringList(std::string_view key) const;
+  const std::vector<std::pair<std::string, std::string>>& getStringMap(std::string_view key) const;
 
   // Location of a key (or of the table itself for ""), for factory errors.
   SourceLocation where(std::string_view key) const;

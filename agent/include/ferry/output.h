@@ -1,12 +1,13 @@
 // The output plugin interface.
 //
-// Exactly one sender loop (agent/core/sender.h) owns an output and calls it from one
-// thread. The loop reads blocks from the buffer, calls send(), and acts on the answer:
+// Exactly one sender loop (agent/core/sender.h) owns an output; it calls send() from up
+// to maxInFlight() threads at once (see there). The loop reads blocks from the buffer, calls send(), and acts on the answer:
 // delivered acks the block; retry backs off (capped exponential, full jitter, honouring
 // retry_after) and sends the same block again; rejected counts the records as dead
 // letters and moves on. Outputs never buffer, drop or retry by themselves.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -58,6 +59,12 @@ class Output {
   // that never had one stored: the core stores it at the current cursor, so a crash
   // before the first ack is cut back too. Empty: nothing to store.
   virtual std::string openedState() const { return {}; }
+
+  // How many send() calls this output can take at once, from different threads of its
+  // sender (the output's `window`). 1 (the default): send() is only ever called from one
+  // thread at a time. More: send() must be safe to call concurrently with itself; open()
+  // and close() are still never concurrent with any send().
+  virtual size_t maxInFlight() const { return 1; }
 
   // Called on the sender thread once, after the last send.
   virtual void close() {}
