@@ -107,8 +107,10 @@ Status decompressWire(WireEncoding encoding, std::string_view in, std::string* o
         out->append(chunk.data(), output.pos);
         if (output.pos == 0 && input.pos < input.size && last == 0) break;  // trailing garbage after a frame
       }
-      // Flush what the decoder still holds.
-      for (;;) {
+      // Flush what the decoder still holds. Only while a frame is unfinished: once one
+      // completed (last == 0), another call would start a new frame and report its header
+      // as missing, which made every complete body look truncated.
+      while (last != 0) {
         ZSTD_outBuffer output{chunk.data(), chunk.size(), 0};
         ZSTD_inBuffer none{nullptr, 0, 0};
         last = ZSTD_decompressStream(ds, &output, &none);
