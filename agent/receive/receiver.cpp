@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdarg>
 #include <charconv>
 #include <cinttypes>
 #include <cstdio>
@@ -147,6 +148,15 @@ std::string formatAddress(const sockaddr_storage& ss) {
   const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
   ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
   return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a->sin6_port));
+}
+
+// libmicrohttpd's own complaints (bind failures, broken connections) go to our log.
+void mhdLog(void* /*cls*/, const char* fmt, va_list ap) {
+  char buf[512];
+  std::vsnprintf(buf, sizeof(buf), fmt, ap);
+  std::string_view line(buf);
+  while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  logAt(LogLevel::kWarn, "receive", "libmicrohttpd: ", line);
 }
 
 }  // namespace
@@ -481,6 +491,7 @@ Status Receiver::start(const std::string& listen, const std::string& out_dir, st
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
       MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(options.connection_timeout_s),
       MHD_OPTION_NOTIFY_COMPLETED, &Impl::onCompleted, impl_.get(),
+      MHD_OPTION_EXTERNAL_LOGGER, &mhdLog, nullptr,
       MHD_OPTION_END);
   if (impl_->daemon == nullptr) {
     return ioError("cannot listen on " + listen + " (address in use, or not permitted)");
