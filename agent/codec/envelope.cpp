@@ -103,12 +103,14 @@ struct ParsedHeader {
 };
 
 Result<ParsedHeader> parseHeader(std::string_view frame) {
+  // The magic first, so that a short non-envelope is named as such rather than "truncated".
+  const std::string_view magic(kMagic, sizeof(kMagic));
+  if (frame.substr(0, magic.size()) != magic.substr(0, frame.size())) {
+    return corruption("not an envelope (bad magic)");
+  }
   if (frame.size() < kFixedHeaderLen) {
     return corruption("envelope truncated: " + std::to_string(frame.size()) +
                       " bytes, a header needs at least " + std::to_string(kFixedHeaderLen));
-  }
-  if (std::memcmp(frame.data(), kMagic, sizeof(kMagic)) != 0) {
-    return corruption("not an envelope (bad magic)");
   }
   ParsedHeader h;
   h.info.version = static_cast<uint8_t>(frame[4]);
