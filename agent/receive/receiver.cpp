@@ -487,11 +487,11 @@ Status Receiver::start(const std::string& listen, const std::string& out_dir, st
   if (addr->ss_family == AF_INET6) flags |= MHD_USE_IPv6;
   impl_->daemon = MHD_start_daemon(
       flags, 0, nullptr, nullptr, &Impl::onRequest, impl_.get(),
+      MHD_OPTION_EXTERNAL_LOGGER, &mhdLog, nullptr,  // first, so that it sees every message
       MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&*addr),
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
       MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(options.connection_timeout_s),
       MHD_OPTION_NOTIFY_COMPLETED, &Impl::onCompleted, impl_.get(),
-      MHD_OPTION_EXTERNAL_LOGGER, &mhdLog, nullptr,
       MHD_OPTION_END);
   if (impl_->daemon == nullptr) {
     return ioError("cannot listen on " + listen + " (address in use, or not permitted)");

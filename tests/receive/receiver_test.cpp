@@ -337,6 +337,18 @@ TEST_SUITE("receive.receiver") {
     CHECK_FALSE(fs::exists(batchFile(f.dir, "gw", "up", 1)));
   }
 
+  TEST_CASE("an I/O error other than a full disk is answered 500 and leaves no file") {
+    Fixture f;
+    Client c(f.receiver.port());
+    // The agent's directory is taken by a regular file: mkdir fails with ENOTDIR/EEXIST.
+    test::writeFile(f.dir.file("out/blocked"), "x");
+    HttpReply r = c.post(kTwo, {"Idempotency-Key: blocked/up/1"});
+    CHECK(r.code == 500);
+    CHECK(r.body.find("cannot store the batch") != std::string::npos);
+    CHECK(f.receiver.stats().errors == 1);
+    CHECK(c.post(kTwo, {"Idempotency-Key: fine/up/1"}).code == 200);
+  }
+
   TEST_CASE("healthz, other methods and bad listen addresses") {
     Fixture f;
     Client c(f.receiver.port());
