@@ -20,6 +20,7 @@
 #include <mutex>
 
 #include "agent/codec/envelope.h"
+#include "agent/common/listen_address.h"
 #include "agent/codec/wire_compress.h"
 #include "ferry/log.h"
 
@@ -101,54 +102,6 @@ struct WriteError {
   Status status;
   bool no_space = false;
 };
-
-Result<sockaddr_storage> parseListen(const std::string& listen) {
-  std::string host;
-  std::string port;
-  if (!listen.empty() && listen.front() == '[') {
-    size_t close = listen.find(']');
-    if (close == std::string::npos || close + 1 >= listen.size() || listen[close + 1] != ':') {
-      return invalidArgument("--listen " + listen + ": expected [IPv6]:PORT");
-    }
-    host = listen.substr(1, close - 1);
-    port = listen.substr(close + 2);
-  } else {
-    size_t colon = listen.rfind(':');
-    if (colon == std::string::npos) return invalidArgument("--listen " + listen + ": expected HOST:PORT or :PORT");
-    host = listen.substr(0, colon);
-    port = listen.substr(colon + 1);
-  }
-  uint64_t port_num = 0;
-  if (!parseU64(port, &port_num) || port_num > 65535) {
-    return invalidArgument("--listen " + listen + ": bad port \"" + port + "\"");
-  }
-  if (host.empty()) host = "0.0.0.0";
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  addrinfo* res = nullptr;
-  int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
-  if (rc != 0 || res == nullptr) {
-    return invalidArgument("--listen " + listen + ": cannot resolve \"" + host + "\": " + gai_strerror(rc));
-  }
-  sockaddr_storage ss{};
-  std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
-  ::freeaddrinfo(res);
-  return ss;
-}
-
-std::string formatAddress(const sockaddr_storage& ss) {
-  char buf[INET6_ADDRSTRLEN] = "?";
-  if (ss.ss_family == AF_INET) {
-    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
-    ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
-    return std::string(buf) + ":" + std::to_string(ntohs(a->sin_port));
-  }
-  const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
-  ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
-  return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a->sin6_port));
-}
 
 // libmicrohttpd's own complaints (bind failures, broken connections) go to our log.
 void mhdLog(void* /*cls*/, const char* fmt, va_list ap) {
@@ -471,8 +424,11 @@ Status Receiver::start(const std::string& listen, const std::string& out_dir, st
   if (impl_->daemon != nullptr) return {StatusCode::kFailedPrecondition, "receiver already started"};
   if (out_dir.empty()) return invalidArgument("--out DIR is required");
   if (options.max_body == 0) return invalidArgument("max body must be > 0");
-  auto addr = parseListen(listen);
-  if (!addr.isOk()) return addr.status();
+  sockaddr_storage addr_storage{};
+  socklen_t addr_len = 0;
+  Status parsed = parseListenAddress(listen, &addr_storage, &addr_len);
+  if (!parsed.isOk()) return invalidArgument("--listen: " + parsed.message());
+  const sockaddr_storage* addr = &addr_storage;
   if (::mkdir(out_dir.c_str(), 0755) != 0 && errno != EEXIST) return errnoStatus("mkdir " + out_dir, errno);
   struct stat sb{};
   if (::stat(out_dir.c_str(), &sb) != 0 || !S_ISDIR(sb.st_mode)) {
@@ -488,7 +444,7 @@ Status Receiver::start(const std::string& listen, const std::string& out_dir, st
   impl_->daemon = MHD_start_daemon(
       flags, 0, nullptr, nullptr, &Impl::onRequest, impl_.get(),
       MHD_OPTION_EXTERNAL_LOGGER, &mhdLog, nullptr,  // first, so that it sees every message
-      MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(&*addr),
+      MHD_OPTION_SOCK_ADDR, reinterpret_cast<const sockaddr*>(addr),
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
       MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(options.connection_timeout_s),
       MHD_OPTION_NOTIFY_COMPLETED, &Impl::onCompleted, impl_.get(),
@@ -512,7 +468,7 @@ void Receiver::stop() {
   }
 }
 
-std::string Receiver::boundAddress() const { return formatAddress(impl_->bound); }
+std::string Receiver::boundAddress() const { return describeAddress(reinterpret_cast<const sockaddr*>(&impl_->bound)); }
 
 uint16_t Receiver::port() const {
   if (impl_->bound.ss_family == AF_INET6) {
