@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "agent/codec/aes_gcm.h"
+#include "agent/codec/big_endian.h"
 #include "agent/codec/block_codec.h"
 #include "agent/codec/envelope_internal.h"
 
@@ -35,28 +36,6 @@ constexpr size_t kCrcLen = 4;
 constexpr std::string_view kHkdfInfo = "ferry envelope v1";
 
 static_assert(AesGcm::kNonceLen + kSaltLen == kNonceLen);
-
-void putU16(std::string& s, uint16_t v) {
-  s.push_back(static_cast<char>(v >> 8));
-  s.push_back(static_cast<char>(v));
-}
-void putU32(std::string& s, uint32_t v) {
-  putU16(s, static_cast<uint16_t>(v >> 16));
-  putU16(s, static_cast<uint16_t>(v));
-}
-void putU64(std::string& s, uint64_t v) {
-  putU32(s, static_cast<uint32_t>(v >> 32));
-  putU32(s, static_cast<uint32_t>(v));
-}
-uint16_t getU16(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return static_cast<uint16_t>((u[0] << 8) | u[1]);
-}
-uint32_t getU32(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
-}
-uint64_t getU64(const char* p) { return (uint64_t{getU32(p)} << 32) | getU32(p + 4); }
 
 std::string hexId(uint32_t id) {
   char buf[16];
@@ -122,29 +101,29 @@ Result<ParsedHeader> parseHeader(std::string_view frame) {
   if ((h.info.flags & ~kKnownFlags) != 0) {
     return corruption("envelope has unknown flags " + std::to_string(h.info.flags));
   }
-  h.info.key_id = getU32(frame.data() + 6);
+  h.info.key_id = be::get32(frame.data() + 6);
   h.nonce = reinterpret_cast<const uint8_t*>(frame.data() + kNonceOffset);
   size_t pos = kAgentLenOffset;
-  const size_t agent_len = getU16(frame.data() + pos);
+  const size_t agent_len = be::get16(frame.data() + pos);
   pos += 2;
   // Each name is followed by at least the rest of the fixed header.
   if (frame.size() < kFixedHeaderLen + agent_len) return corruption("envelope truncated in its header");
   h.info.agent.assign(frame.data() + pos, agent_len);
   pos += agent_len;
-  const size_t stream_len = getU16(frame.data() + pos);
+  const size_t stream_len = be::get16(frame.data() + pos);
   pos += 2;
   if (frame.size() < kFixedHeaderLen + agent_len + stream_len) {
     return corruption("envelope truncated in its header");
   }
   h.info.stream.assign(frame.data() + pos, stream_len);
   pos += stream_len;
-  h.info.first_seq = getU64(frame.data() + pos);
+  h.info.first_seq = be::get64(frame.data() + pos);
   pos += 8;
-  h.info.count = getU32(frame.data() + pos);
+  h.info.count = be::get32(frame.data() + pos);
   pos += 4;
-  h.raw_len = getU32(frame.data() + pos);
+  h.raw_len = be::get32(frame.data() + pos);
   pos += 4;
-  const uint32_t want_crc = getU32(frame.data() + pos);
+  const uint32_t want_crc = be::get32(frame.data() + pos);
   if (crc32c(frame.substr(0, pos)) != want_crc) return corruption("envelope header checksum mismatch");
   h.header_len = pos + kCrcLen;
   if (h.info.encrypted() && h.info.key_id == 0) return corruption("encrypted envelope with key id 0");
@@ -170,20 +149,20 @@ Status sealInto(ZSTD_CCtx* cctx, AesGcm* gcm, const std::optional<KeyMaterial>& 
   out->append(kMagic, sizeof(kMagic));
   out->push_back(static_cast<char>(kVersion));
   out->push_back(static_cast<char>(kFlagZstd | (key ? kFlagAes : 0)));
-  putU32(*out, key ? key->id : 0);
+  be::append32(*out, key ? key->id : 0);
   if (key) {
     out->append(reinterpret_cast<const char*>(nonce.data()), nonce.size());
   } else {
     out->append(kNonceLen, '\0');
   }
-  putU16(*out, static_cast<uint16_t>(agent.size()));
+  be::append16(*out, static_cast<uint16_t>(agent.size()));
   out->append(agent);
-  putU16(*out, static_cast<uint16_t>(stream.size()));
+  be::append16(*out, static_cast<uint16_t>(stream.size()));
   out->append(stream);
-  putU64(*out, block.seq);
-  putU32(*out, static_cast<uint32_t>(block.records.size()));
-  putU32(*out, static_cast<uint32_t>(ndjson.size()));
-  putU32(*out, crc32c(*out));
+  be::append64(*out, block.seq);
+  be::append32(*out, static_cast<uint32_t>(block.records.size()));
+  be::append32(*out, static_cast<uint32_t>(ndjson.size()));
+  be::append32(*out, crc32c(*out));
   const size_t header_len = out->size();
 
   out->resize(header_len + bound);
@@ -193,7 +172,7 @@ Status sealInto(ZSTD_CCtx* cctx, AesGcm* gcm, const std::optional<KeyMaterial>& 
   out->resize(header_len + n);
 
   if (!key) {
-    putU32(*out, crc32c(*out));
+    be::append32(*out, crc32c(*out));
     return Status::ok();
   }
   Subkey subkey;
@@ -300,7 +279,7 @@ Result<OpenedEnvelope> openEnvelope(std::string_view frame, std::span<const KeyM
     if (require_encryption) {
       return permissionDenied("envelope is not encrypted, and this receiver requires encryption");
     }
-    const uint32_t want = getU32(frame.data() + h.header_len + body_len);
+    const uint32_t want = be::get32(frame.data() + h.header_len + body_len);
     if (crc32c(frame.substr(0, h.header_len + body_len)) != want) {
       return corruption("envelope checksum mismatch");
     }
