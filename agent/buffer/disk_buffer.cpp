@@ -135,6 +135,7 @@ Result<std::unique_ptr<DiskBuffer>> DiskBuffer::open(DiskBufferOptions options, 
   for (size_t i = 0; i < b->options_.keys.size(); ++i) b->keyring_.addMaster(b->options_.keys[i]);
   FERRY_RETURN_IF_ERROR(b->openDb());
   FERRY_RETURN_IF_ERROR(b->loadState());
+  FERRY_RETURN_IF_ERROR(b->loadDeadLetters());
   CodecOptions co;
   co.compress = b->options_.compress;
   co.zstd_level = b->options_.zstd_level;
@@ -237,6 +238,8 @@ Status DiskBuffer::openDb() {
   for (const char* name : {rocksdb::kDefaultColumnFamilyName.c_str(), "blocks", "index", "meta", "quarantine"}) {
     cfs.emplace_back(name, cf);
   }
+  constexpr size_t kRequiredCfs = 5;  // dead_letters came later; a tool may open an older buffer
+  bool with_dead_letters = true;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s;
   rocksdb::Options merged(db, cf);
@@ -244,11 +247,14 @@ Status DiskBuffer::openDb() {
     // A buffer whose creation was interrupted (killed before all column families existed)
     // holds no blocks yet; the agent's next read-write open completes it.
     std::vector<std::string> existing;
-    if (rocksdb::DB::ListColumnFamilies(merged, path, &existing).ok() && existing.size() < cfs.size()) {
+    if (rocksdb::DB::ListColumnFamilies(merged, path, &existing).ok() && existing.size() < kRequiredCfs) {
       return notFound("buffer at " + path + " was never completely created (it holds no blocks)");
     }
+    with_dead_letters = std::find(existing.begin(), existing.end(), "dead_letters") != existing.end();
+    if (with_dead_letters) cfs.emplace_back("dead_letters", cf);
     s = rocksdb::DB::OpenForReadOnly(merged, path, cfs, &handles_, &raw);
   } else {
+    cfs.emplace_back("dead_letters", cf);
     s = rocksdb::DB::Open(db, path, cfs, &handles_, &raw);
   }
   if (!s.ok() && s.ToString().find("lock") != std::string::npos && !s.IsCorruption()) {
@@ -267,6 +273,7 @@ Status DiskBuffer::openDb() {
   index_cf_ = handles_[2];
   meta_cf_ = handles_[3];
   quarantine_cf_ = handles_[4];
+  dead_letters_cf_ = with_dead_letters ? handles_[5] : nullptr;
   return Status::ok();
 }
 
@@ -745,7 +752,8 @@ Status DiskBuffer::ack(std::string_view output, uint64_t seq, std::string_view c
   return st;
 }
 
-Status DiskBuffer::storeCursor(std::string_view output, uint64_t seq, std::string_view commit_state) {
+Status DiskBuffer::storeCursor(std::string_view output, uint64_t seq, std::string_view commit_state,
+                               const std::function<Status(void* write_batch)>& extra) {
   // Cursor writes are serialised with their RocksDB write: a release computed from another
   // output's cursor must not reach the disk before that cursor does.
   std::lock_guard write_lock(cursor_write_mu_);
@@ -756,6 +764,7 @@ Status DiskBuffer::storeCursor(std::string_view output, uint64_t seq, std::strin
     if (c == cursors_.end()) return notFound("output " + std::string(output) + " is not declared");
     if (seq < c->second.seq || (seq == c->second.seq && commit_state.empty())) return Status::ok();
     if (seq >= next_seq_) return invalidArgument("ack of sequence " + std::to_string(seq) + " not yet written");
+    if (extra) FERRY_RETURN_IF_ERROR(extra(&batch));
     c->second.seq = seq;
     if (!commit_state.empty()) c->second.state = commit_state;
     std::string v;
@@ -767,6 +776,132 @@ Status DiskBuffer::storeCursor(std::string_view output, uint64_t seq, std::strin
   }
   // Not synced: losing an ack on power loss only replays blocks (at-least-once).
   return fromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "storing the cursor of " + std::string(output));
+}
+
+// Dead-letter queue values: at_ms i64 | output_len u16 | output | reason_len u32 | reason
+// | the block exactly as stored (sealed), so it stays encrypted at rest.
+Status DiskBuffer::deadLetter(std::string_view output, const Block& block, std::string_view reason,
+                              std::string_view commit_state) {
+  if (options_.read_only) return Status(StatusCode::kFailedPrecondition, "buffer opened read-only");
+  if (dead_letters_cf_ == nullptr) return Status(StatusCode::kFailedPrecondition, "no dead-letter queue");
+  // The stored form of the block: still there, the cursor has not passed it. Gone only if
+  // a bound dropped it meanwhile; then it was counted as dropped already.
+  std::string stored;
+  rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), blocks_cf_, seqKey(block.seq), &stored);
+  if (!got.ok() && !got.IsNotFound()) return fromRocks(got, "reading block " + std::to_string(block.seq));
+  const uint64_t cap = deadLetterCap();
+  uint64_t evicted_records = 0;
+  Status st = storeCursor(output, block.seq, commit_state, [&](void* wb) -> Status {
+    if (!got.ok()) return Status::ok();
+    auto& batch = *static_cast<rocksdb::WriteBatch*>(wb);
+    // cursor_write_mu_ is held: the queue's bookkeeping is ours.
+    std::string v;
+    putU64(v, static_cast<uint64_t>(clock_.wallMs()));
+    const auto out_len = static_cast<uint16_t>(std::min<size_t>(output.size(), 0xFFFF));
+    v.push_back(static_cast<char>(out_len >> 8));
+    v.push_back(static_cast<char>(out_len & 0xff));
+    v.append(output.substr(0, out_len));
+    const std::string_view why = reason.substr(0, 4096);
+    putU32(v, static_cast<uint32_t>(why.size()));
+    v.append(why);
+    v.append(stored);
+    const uint64_t id = next_dead_letter_id_++;
+    batch.Put(dead_letters_cf_, seqKey(id), v);
+    dead_letters_.push_back({id, v.size(), block.records.size()});
+    dead_letter_bytes_ += v.size();
+    dead_letter_records_ += block.records.size();
+    while (dead_letter_bytes_ > cap && dead_letters_.size() > 1) {
+      const DeadLetterEntry& old = dead_letters_.front();
+      batch.Delete(dead_letters_cf_, seqKey(old.id));
+      dead_letter_bytes_ -= old.bytes;
+      dead_letter_records_ -= old.records;
+      evicted_records += old.records;
+      dead_letters_.pop_front();
+    }
+    return Status::ok();
+  });
+  if (evicted_records > 0) {
+    drops_.drop("dead_letter_overflow", evicted_records,
+                "the dead-letter queue is full (" + formatSize(cap) + "); its oldest entries made room");
+  }
+  return st;
+}
+
+uint64_t DiskBuffer::deadLetterCap() const { return std::max<uint64_t>(options_.max_bytes / 8, 1u << 20); }
+
+Status DiskBuffer::loadDeadLetters() {
+  if (dead_letters_cf_ == nullptr) return Status::ok();
+  std::lock_guard write_lock(cursor_write_mu_);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_letters_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    if (it->key().size() != 8) continue;
+    const uint64_t id = readU64(std::string_view(it->key().data(), 8));
+    std::string_view v(it->value().data(), it->value().size());
+    uint64_t records = 0;
+    // Count records from the stored block's header (no keys needed).
+    if (v.size() >= 10) {
+      const size_t out_len = (static_cast<uint8_t>(v[8]) << 8) | static_cast<uint8_t>(v[9]);
+      if (v.size() >= 10 + out_len + 4) {
+        const size_t why_len = readU32(v, 10 + out_len);
+        if (v.size() >= 14 + out_len + why_len) {
+          auto h = BlockCodec::peekHeader(v.substr(14 + out_len + why_len));
+          if (h.isOk()) records = h->record_count;
+        }
+      }
+    }
+    dead_letters_.push_back({id, v.size(), records});
+    dead_letter_bytes_ += v.size();
+    dead_letter_records_ += records;
+    next_dead_letter_id_ = id + 1;
+  }
+  return fromRocks(it->status(), "reading the dead-letter queue");
+}
+
+Status DiskBuffer::forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const {
+  if (dead_letters_cf_ == nullptr) return Status::ok();
+  auto* self = const_cast<DiskBuffer*>(this);  // codecs are pooled scratch state
+  auto codec = self->takeCodec();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), dead_letters_cf_));
+  Status result;
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    std::string_view v(it->value().data(), it->value().size());
+    DeadLetter d;
+    d.id = it->key().size() == 8 ? readU64(std::string_view(it->key().data(), 8)) : 0;
+    if (v.size() < 14) {
+      result = corruption("dead letter " + std::to_string(d.id) + " is truncated");
+      continue;
+    }
+    d.at_ms = static_cast<int64_t>(readU64(v));
+    const size_t out_len = (static_cast<uint8_t>(v[8]) << 8) | static_cast<uint8_t>(v[9]);
+    if (v.size() < 14 + out_len) {
+      result = corruption("dead letter " + std::to_string(d.id) + " is truncated");
+      continue;
+    }
+    d.output.assign(v.substr(10, out_len));
+    const size_t why_len = readU32(v, 10 + out_len);
+    if (v.size() < 14 + out_len + why_len) {
+      result = corruption("dead letter " + std::to_string(d.id) + " is truncated");
+      continue;
+    }
+    d.reason.assign(v.substr(14 + out_len, why_len));
+    std::string_view stored = v.substr(14 + out_len + why_len);
+    auto header = BlockCodec::peekHeader(stored);
+    if (!header.isOk()) {
+      result = header.status();
+      continue;
+    }
+    auto block = codec->open(stored, header->seq);
+    if (!block.isOk()) {
+      logWarn("buffer", "dead letter ", d.id, " skipped: ", block.status().message());
+      result = block.status();
+      continue;
+    }
+    d.block = std::move(*block);
+    fn(d);
+  }
+  self->giveCodec(std::move(codec));
+  if (!it->status().ok()) return fromRocks(it->status(), "reading the dead-letter queue");
+  return result;
 }
 
 void DiskBuffer::maybeReclaim() {
@@ -839,6 +974,8 @@ BufferStats DiskBuffer::stats() const {
   s.bytes = bytes_;
   s.max_bytes = options_.max_bytes;
   s.next_seq = next_seq_;
+  s.dead_letter_records = dead_letter_records_.load(std::memory_order_relaxed);
+  s.dead_letter_bytes = dead_letter_bytes_.load(std::memory_order_relaxed);
   for (const auto& [name, c] : cursors_) {
     OutputBacklog o;
     o.output = name;

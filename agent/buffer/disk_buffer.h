@@ -94,6 +94,9 @@ class DiskBuffer final : public Buffer {
   Result<std::vector<BlockRef>> read(std::string_view output, uint64_t after_seq, size_t max_blocks,
                                      Duration wait) override;
   Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) override;
+  Status deadLetter(std::string_view output, const Block& block, std::string_view reason,
+                    std::string_view commit_state) override;
+  Status forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const override;
   uint64_t cursor(std::string_view output) const override;
   std::string commitState(std::string_view output) const override;
   std::optional<std::string> checkpoint(std::string_view key) const override;
@@ -139,7 +142,11 @@ class DiskBuffer final : public Buffer {
   void expireLocked(void* write_batch);
   void quarantine(uint64_t seq, const std::string& stored, const std::string& reason);
   void maybeReclaim();
-  Status storeCursor(std::string_view output, uint64_t seq, std::string_view commit_state);
+  // `extra` (may be null) adds to the same write batch, after the cursor change was accepted.
+  Status storeCursor(std::string_view output, uint64_t seq, std::string_view commit_state,
+                     const std::function<Status(void* write_batch)>& extra = nullptr);
+  Status loadDeadLetters();
+  uint64_t deadLetterCap() const;
   std::unique_ptr<BlockCodec> takeCodec();
   void giveCodec(std::unique_ptr<BlockCodec> codec);
   void updateGaugesLocked();
@@ -160,6 +167,7 @@ class DiskBuffer final : public Buffer {
   rocksdb::ColumnFamilyHandle* index_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* quarantine_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* dead_letters_cf_ = nullptr;  // null: a read-only open of an older buffer
 
   std::unique_ptr<BlockCodec> writer_codec_;  // writer thread only
   std::vector<uint32_t> dek_ids_;              // every data key id stored; writer/open only
@@ -182,6 +190,16 @@ class DiskBuffer final : public Buffer {
   std::vector<uint64_t> unwritten_evictions_;  // dropped from the index, delete not yet written
   std::vector<std::pair<uint64_t, uint64_t>> missing_ranges_;
   uint64_t released_since_reclaim_ = 0;
+  // The dead-letter queue (guarded by cursor_write_mu_): id, stored bytes, records.
+  struct DeadLetterEntry {
+    uint64_t id;
+    uint64_t bytes;
+    uint64_t records;
+  };
+  std::deque<DeadLetterEntry> dead_letters_;
+  uint64_t next_dead_letter_id_ = 1;
+  std::atomic<uint64_t> dead_letter_bytes_{0};    // atomics: stats() reads them under mu_ only
+  std::atomic<uint64_t> dead_letter_records_{0};
   bool interrupted_ = false;
   std::atomic<bool> reclaiming_{false};
   SteadyTime last_reclaim_{};

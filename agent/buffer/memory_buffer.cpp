@@ -154,6 +154,63 @@ Status MemoryBuffer::ack(std::string_view output, uint64_t seq, std::string_view
   return Status::ok();
 }
 
+Status MemoryBuffer::deadLetter(std::string_view output, const Block& block, std::string_view reason,
+                                std::string_view commit_state) {
+  uint64_t evicted = 0;
+  const uint64_t cap = std::max<uint64_t>(limits_.max_bytes / 8, 1u << 20);
+  {
+    std::lock_guard lock(mu_);
+    auto c = cursors_.find(output);
+    if (c == cursors_.end()) return notFound("output " + std::string(output) + " is not declared");
+    if (block.seq > c->second) {
+      DeadLetter d;
+      d.id = next_dead_letter_id_++;
+      d.output = std::string(output);
+      d.reason = std::string(reason.substr(0, 4096));
+      d.at_ms = clock_.wallMs();
+      d.block.seq = block.seq;
+      d.block.created_ms = block.created_ms;
+      d.block.lineage = block.lineage;
+      d.block.records.appendAll(block.records);
+      dead_letter_bytes_ += blockBytes(d.block);
+      dead_letter_records_ += d.block.records.size();
+      dead_letters_.push_back(std::move(d));
+      while (dead_letter_bytes_ > cap && dead_letters_.size() > 1) {
+        dead_letter_bytes_ -= blockBytes(dead_letters_.front().block);
+        dead_letter_records_ -= dead_letters_.front().block.records.size();
+        evicted += dead_letters_.front().block.records.size();
+        dead_letters_.pop_front();
+      }
+    }
+  }
+  if (evicted > 0) {
+    drops_.drop("dead_letter_overflow", evicted,
+                "the dead-letter queue is full (" + formatSize(cap) + "); its oldest entries made room");
+  }
+  return ack(output, block.seq, commit_state);
+}
+
+Status MemoryBuffer::forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const {
+  std::deque<DeadLetter> copy;
+  {
+    std::lock_guard lock(mu_);
+    for (const DeadLetter& d : dead_letters_) {
+      DeadLetter c;
+      c.id = d.id;
+      c.output = d.output;
+      c.reason = d.reason;
+      c.at_ms = d.at_ms;
+      c.block.seq = d.block.seq;
+      c.block.created_ms = d.block.created_ms;
+      c.block.lineage = d.block.lineage;
+      c.block.records.appendAll(d.block.records);
+      copy.push_back(std::move(c));
+    }
+  }
+  for (const DeadLetter& d : copy) fn(d);
+  return Status::ok();
+}
+
 uint64_t MemoryBuffer::cursor(std::string_view output) const {
   std::lock_guard lock(mu_);
   auto c = cursors_.find(output);
@@ -190,6 +247,8 @@ BufferStats MemoryBuffer::stats() const {
   s.bytes = bytes_;
   s.max_bytes = limits_.max_bytes;
   s.next_seq = next_seq_;
+  s.dead_letter_records = dead_letter_records_;
+  s.dead_letter_bytes = dead_letter_bytes_;
   for (const auto& [name, c] : cursors_) {
     OutputBacklog o;
     o.output = name;

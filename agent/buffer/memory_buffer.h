@@ -36,6 +36,9 @@ class MemoryBuffer final : public Buffer {
   Result<std::vector<BlockRef>> read(std::string_view output, uint64_t after_seq, size_t max_blocks,
                                      Duration wait) override;
   Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) override;
+  Status deadLetter(std::string_view output, const Block& block, std::string_view reason,
+                    std::string_view commit_state) override;
+  Status forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const override;
   uint64_t cursor(std::string_view output) const override;
   std::string commitState(std::string_view output) const override;
   std::optional<std::string> checkpoint(std::string_view key) const override;
@@ -69,6 +72,10 @@ class MemoryBuffer final : public Buffer {
   uint64_t next_seq_ = 1;
   uint64_t bytes_ = 0;
   uint64_t records_ = 0;
+  std::deque<DeadLetter> dead_letters_;  // bounded like the disk buffer's (buffer.h)
+  uint64_t next_dead_letter_id_ = 1;
+  uint64_t dead_letter_bytes_ = 0;
+  uint64_t dead_letter_records_ = 0;
   bool interrupted_ = false;
 };
 

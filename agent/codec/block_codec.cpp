@@ -14,7 +14,8 @@ constexpr char kMagic[2] = {'F', 'B'};
 constexpr uint8_t kVersion = 1;
 constexpr uint8_t kFlagZstd = 1;
 constexpr uint8_t kFlagAes = 2;
-constexpr uint8_t kKnownFlags = kFlagZstd | kFlagAes;
+constexpr uint8_t kFlagRouted = 4;  // a route (u16 length + bytes) follows the stream name
+constexpr uint8_t kKnownFlags = kFlagZstd | kFlagAes | kFlagRouted;
 // magic 2 | version 1 | flags 1 | key_id 4 | seq 8 | created_ms 8 | config_version 8
 // | record_count 4 | raw_len 4 | agent_len 2 | input_len 2 | stream_len 2
 constexpr size_t kFixedHeaderLen = 46;
@@ -104,7 +105,15 @@ Status parseLayout(std::string_view stored, Layout* out) {
     return corruption(std::to_string(h.record_count) + " records cannot fit in a payload of " +
                       std::to_string(h.raw_len) + " bytes");
   }
-  const size_t header_len = kFixedHeaderLen + agent_len + input_len + stream_len +
+  const size_t names_len = agent_len + input_len + stream_len;
+  size_t route_len = 0;
+  size_t route_field = 0;  // the route's length field and bytes
+  if ((h.flags & kFlagRouted) != 0) {
+    if (size < kFixedHeaderLen + names_len + 2) return corruption("truncated: route length missing");
+    route_len = getU16(p + kFixedHeaderLen + names_len);
+    route_field = 2 + route_len;
+  }
+  const size_t header_len = kFixedHeaderLen + names_len + route_field +
                             (h.encrypted() ? AesGcm::kNonceLen : 0);
   const size_t trailer_len = h.encrypted() ? AesGcm::kTagLen : kCrcLen;
   if (size < header_len + trailer_len) {
@@ -120,6 +129,7 @@ Status parseLayout(std::string_view stored, Layout* out) {
   h.agent.assign(s, agent_len);
   h.input.assign(s + agent_len, input_len);
   h.stream.assign(s + agent_len + input_len, stream_len);
+  if (route_field != 0) h.route.assign(s + names_len + 2, route_len);
   out->header_len = header_len;
   out->body_len = body_len;
   return Status::ok();
@@ -158,7 +168,7 @@ Status BlockCodec::seal(const Block& block, std::string* out) {
   const std::vector<uint32_t>& ends = records.ends();
   const Lineage& lin = block.lineage;
   const std::string what = blockName(block.seq);
-  for (const std::string* s : {&lin.agent, &lin.input, &lin.stream}) {
+  for (const std::string* s : {&lin.agent, &lin.input, &lin.stream, &lin.route}) {
     if (s->size() > 0xFFFF) {
       return invalidArgument(what + ": lineage name of " + std::to_string(s->size()) +
                              " bytes is longer than 65535");
@@ -185,8 +195,10 @@ Status BlockCodec::seal(const Block& block, std::string* out) {
     }
   }
   const bool compress = im.options.compress;
+  const bool routed = !lin.route.empty();
   const size_t header_len = kFixedHeaderLen + lin.agent.size() + lin.input.size() +
-                            lin.stream.size() + (encrypt ? AesGcm::kNonceLen : 0);
+                            lin.stream.size() + (routed ? 2 + lin.route.size() : 0) +
+                            (encrypt ? AesGcm::kNonceLen : 0);
   const size_t trailer_len = encrypt ? AesGcm::kTagLen : kCrcLen;
 
   // Writes the payload (ends then record bytes) at `dst`, which has raw_len bytes.
@@ -227,7 +239,7 @@ Status BlockCodec::seal(const Block& block, std::string* out) {
   h[0] = kMagic[0];
   h[1] = kMagic[1];
   h[2] = static_cast<char>(kVersion);
-  h[3] = static_cast<char>((compress ? kFlagZstd : 0) | (encrypt ? kFlagAes : 0));
+  h[3] = static_cast<char>((compress ? kFlagZstd : 0) | (encrypt ? kFlagAes : 0) | (routed ? kFlagRouted : 0));
   putU32(h + 4, encrypt ? dek->id : 0);
   putU64(h + 8, block.seq);
   putU64(h + 16, static_cast<uint64_t>(block.created_ms));
@@ -241,6 +253,11 @@ Status BlockCodec::seal(const Block& block, std::string* out) {
   for (const std::string* name : {&lin.agent, &lin.input, &lin.stream}) {
     if (!name->empty()) std::memcpy(s, name->data(), name->size());
     s += name->size();
+  }
+  if (routed) {
+    putU16(s, static_cast<uint16_t>(lin.route.size()));
+    std::memcpy(s + 2, lin.route.data(), lin.route.size());
+    s += 2 + lin.route.size();
   }
 
   if (encrypt) {
@@ -362,6 +379,7 @@ Result<Block> BlockCodec::open(std::string_view stored, uint64_t expected_seq) {
   block.lineage.agent = std::move(h.agent);
   block.lineage.input = std::move(h.input);
   block.lineage.stream = std::move(h.stream);
+  block.lineage.route = std::move(h.route);
   block.lineage.config_version = h.config_version;
   block.records.reserve(count, data_len);
   prev = 0;

@@ -1,11 +1,13 @@
 // The stored form of a block: sealed once by the writer, opened by readers and tools.
 //
 // Layout (all integers big-endian), version 1:
-//   header  magic "FB" | version u8 = 1 | flags u8 (bit0 zstd, bit1 aes-256-gcm)
+//   header  magic "FB" | version u8 = 1 | flags u8 (bit0 zstd, bit1 aes-256-gcm,
+//           bit2 routed)
 //           | key_id u32 (DEK id; 0 when plaintext) | seq u64 | created_ms i64
 //           | config_version u64 | record_count u32 | raw_len u32 (payload length before
 //           compression) | agent_len u16 | input_len u16 | stream_len u16
-//           | agent | input | stream | nonce (12 bytes, only when encrypted)
+//           | agent | input | stream | [route_len u16 | route, only when bit2]
+//           | nonce (12 bytes, only when encrypted)
 //   body    payload = record end offsets (u32 each) followed by the record bytes;
 //           zstd-compressed when bit0, then AES-256-GCM sealed when bit1 (ciphertext
 //           followed by the 16-byte tag; the whole header is the associated data, so seq,
@@ -39,6 +41,7 @@ struct BlockHeader {
   std::string agent;
   std::string input;
   std::string stream;
+  std::string route;  // only when flags bit2
   bool compressed() const { return (flags & 1) != 0; }
   bool encrypted() const { return (flags & 2) != 0; }
 };

@@ -1,8 +1,13 @@
 #include "agent/core/agent.h"
 
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
 #include "agent/buffer/disk_buffer.h"
 #include "agent/buffer/memory_buffer.h"
 #include "agent/codec/key_file.h"
+#include "agent/core/dead_letter.h"
 #include "agent/core/input_runner.h"
 #include "agent/core/pipeline.h"
 #include "agent/core/sender.h"
@@ -10,13 +15,56 @@
 
 namespace ferry {
 
+namespace {
+// Where one output's dead letters are forwarded: an emitter of the generation's pipeline
+// whose blocks are routed to the target output. Shared with the sender (which may outlive
+// the generation when abandoned), so retire() detaches the emitter under the mutex.
+struct DeadLetterRoute {
+  std::mutex mu;
+  Emitter* emitter = nullptr;
+  Buffer* buffer = nullptr;
+  std::string source_output;
+  std::string checkpoint_key;  // "<routed input>/forwarded": seq of the last forwarded block
+};
+
+Status forwardDeadLetters(DeadLetterRoute& route, const Clock& clock, const Block& refused, std::string_view reason,
+                          SteadyTime deadline) {
+  const std::string seq_text = std::to_string(refused.seq);
+  auto already = route.buffer->checkpoint(route.checkpoint_key);
+  if (already && std::strtoull(already->c_str(), nullptr, 10) >= refused.seq) return Status::ok();  // before a crash
+  RecordBatch wrapped;
+  wrapDeadLetters({route.source_output, reason, refused.lineage.stream, refused.seq, clock.wallMs()}, refused.records,
+                  &wrapped);
+  {
+    std::lock_guard lock(route.mu);
+    if (route.emitter == nullptr) return cancelled("agent is stopping");
+    FERRY_RETURN_IF_ERROR(route.emitter->emitWithCheckpoint(wrapped, {"forwarded", seq_text}, refused.lineage.stream));
+  }
+  // Committed before the refused block is acked, so a crash in between forwards it again
+  // at worst, never loses it.
+  while (route.buffer->checkpoint(route.checkpoint_key) != seq_text) {
+    if (clock.now() >= deadline) return Status(StatusCode::kDeadlineExceeded, "the forwarded dead letters were not committed in time");
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return Status::ok();
+}
+}  // namespace
+
 struct Agent::Generation {
   std::unique_ptr<Pipeline> pipeline;
   std::vector<std::unique_ptr<InputRunner>> inputs;  // destroyed before the pipeline
   std::vector<std::unique_ptr<Sender>> senders;
   std::vector<std::string> output_names;
+  std::vector<std::shared_ptr<DeadLetterRoute>> dead_letter_routes;
 
+  void detachRoutes() {
+    for (auto& r : dead_letter_routes) {
+      std::lock_guard lock(r->mu);
+      r->emitter = nullptr;
+    }
+  }
   ~Generation() {
+    detachRoutes();
     inputs.clear();
     pipeline.reset();
     senders.clear();
@@ -97,6 +145,21 @@ Result<std::unique_ptr<Agent::Generation>> Agent::build(const Config& config) {
     so.match = out.match;
     so.initial_backoff = out.retry.initial_backoff;
     so.max_backoff = out.retry.max_backoff;
+    so.send_timeout = out.retry.timeout;
+    so.window = out.retry.window;
+    if (!out.retry.dead_letter_output.empty()) {
+      auto route = std::make_shared<DeadLetterRoute>();
+      const std::string input = "dead_letters/" + out.name;
+      route->emitter = &g->pipeline->routedEmitterFor(input, out.retry.dead_letter_output);
+      route->buffer = buffer_.get();
+      route->source_output = out.name;
+      route->checkpoint_key = input + "/forwarded";
+      g->dead_letter_routes.push_back(route);
+      const Clock& clock = clock_;
+      so.forward_dead_letters = [route, &clock](const Block& refused, std::string_view reason, SteadyTime deadline) {
+        return forwardDeadLetters(*route, clock, refused, reason, deadline);
+      };
+    }
     g->senders.push_back(std::make_unique<Sender>(so, std::move(output).value(), *buffer_, metrics_, clock_));
     g->output_names.push_back(out.name);
   }
@@ -113,6 +176,7 @@ void Agent::launch(Generation& g) {
 
 void Agent::retire(Generation& g, SteadyTime deadline, bool drain, std::vector<Block>* carry) {
   g.pipeline->stopInputs();
+  g.detachRoutes();
   for (auto& in : g.inputs) in->stop();
   for (auto& in : g.inputs) in->join();
   // Leave the outputs at least a third of the time.
@@ -143,6 +207,7 @@ Status Agent::start(const Config& config) {
   auto g = build(config);
   if (!g.isOk()) return g.status();
   config_ = config;
+  config_version_ = config.version;
   current_ = std::move(g).value();
   launch(*current_);
   logInfo("agent", "started agent ", config.agent.id, " with ", config.inputs.size(), " input(s) and ",
@@ -173,12 +238,31 @@ Status Agent::reload(const Config& config) {
   applied.buffer = config_.buffer;
   applied.agent.data_dir = config_.agent.data_dir;
   config_ = applied;
+  config_version_ = config.version;
   launch(*current_);
   logInfo("agent", "reloaded config from ", config.source, " (hash ", config.hash, ")");
   return Status::ok();
 }
 
 Buffer& Agent::buffer() { return *buffer_; }
+
+void Agent::refreshGauges() {
+  BufferStats s = buffer_->stats();
+  const int64_t now = clock_.wallMs();
+  metrics_.gauge("ferry_buffer_bytes", {}, "bytes held by the buffer").set(static_cast<double>(s.bytes));
+  metrics_.gauge("ferry_dead_letter_queue_records", {}, "records kept in the dead-letter queue")
+      .set(static_cast<double>(s.dead_letter_records));
+  for (const OutputBacklog& o : s.outputs) {
+    metrics_.gauge("ferry_buffer_records", {{"output", o.output}}, "records not yet acknowledged by each output")
+        .set(static_cast<double>(o.records));
+    metrics_
+        .gauge("ferry_oldest_unacked_age_seconds", {{"output", o.output}},
+               "age of the oldest record each output has not acknowledged")
+        .set(o.oldest_ms > 0 ? static_cast<double>(now - o.oldest_ms) / 1000.0 : 0.0);
+  }
+  metrics_.gauge("ferry_config_version", {}, "version of the running config (0: a local file)")
+      .set(static_cast<double>(config_version_.load(std::memory_order_relaxed)));
+}
 
 void Agent::stop(SteadyTime deadline) {
   if (!current_) return;

@@ -26,10 +26,11 @@ class ScopedCheckpoints final : public CheckpointReader {
 
 class Pipeline::InputEmitter final : public Emitter {
  public:
-  InputEmitter(Pipeline& p, std::string input, std::string stream, Counter& records)
+  InputEmitter(Pipeline& p, std::string input, std::string stream, Counter& records, std::string route = {})
       : pipeline_(p),
         input_(std::move(input)),
         stream_(std::move(stream)),
+        route_(std::move(route)),
         records_(records),
         checkpoints_(p.buffer_, input_ + "/") {}
 
@@ -54,6 +55,7 @@ class Pipeline::InputEmitter final : public Emitter {
   Pipeline& pipeline_;
   const std::string input_;
   const std::string stream_;
+  const std::string route_;
   Counter& records_;
   ScopedCheckpoints checkpoints_;
 };
@@ -81,6 +83,13 @@ Emitter& Pipeline::emitterFor(const std::string& input, const std::string& strea
   Counter& c = metrics_.counter("ferry_input_records_total", {{"input", input}},
                                 "records accepted from each input");
   emitters_.push_back(std::make_unique<InputEmitter>(*this, input, stream, c));
+  return *emitters_.back();
+}
+
+Emitter& Pipeline::routedEmitterFor(const std::string& input, const std::string& route) {
+  Counter& c = metrics_.counter("ferry_input_records_total", {{"input", input}},
+                                "records accepted from each input");
+  emitters_.push_back(std::make_unique<InputEmitter>(*this, input, input, c, route));
   return *emitters_.back();
 }
 
@@ -118,7 +127,7 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
   });
   if (it == open_.end()) {
     OpenBlock ob;
-    ob.block.lineage = Lineage{agent_id_, from.input_, std::string(stream), config_version_};
+    ob.block.lineage = Lineage{agent_id_, from.input_, std::string(stream), config_version_, from.route_};
     open_.push_back(std::move(ob));
     it = std::prev(open_.end());
   }

@@ -47,6 +47,9 @@ class Pipeline {
 
   // Control thread, before start(). The emitter lives as long as the pipeline.
   Emitter& emitterFor(const std::string& input, const std::string& stream);
+  // An emitter whose blocks only the output `route` sends (Lineage::route); the stream is
+  // given with each emit. Used to forward dead letters to their configured output.
+  Emitter& routedEmitterFor(const std::string& input, const std::string& route);
 
   // Starts the writer thread.
   void start();

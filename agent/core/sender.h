@@ -1,20 +1,41 @@
-// The sender loop of one output: buffer → Output::send → ack.
+// The sender of one output: buffer → Output::send → ack, with a bounded window.
 //
-// One thread per output. It reads blocks after its position, skips (and acks) blocks
-// whose stream does not match the output's `match` glob, and sends the others one at a
-// time, in order. delivered: ack. retry: wait (Backoff; honours retry_after) and send the
-// same block again, so order is kept. rejected: count the records as dead letters,
-// log, ack, move on. Open failures back off the same way.
+// A dispatcher thread reads blocks after the output's position and keeps up to `window`
+// of them in flight (min(window, Output::maxInFlight()); with 1 it sends on its own
+// thread, otherwise `window` worker threads call send() concurrently). Results are
+// committed strictly in block order, so the cursor never passes a block that is not
+// done: consecutive finished blocks are acked with one Buffer::ack.
+//  - delivered: acked.
+//  - rejected (the upstream refuses it for good): the block goes to the buffer's
+//    dead-letter queue with the reason, in the same write as its ack, and is counted in
+//    ferry_dead_letter_records_total; with `dead_letter_output`, its records are also
+//    forwarded (wrapped with the reason, see dead_letter.h) to that output first.
+//  - retry: no new block is started; once the window has settled, the sender waits
+//    (capped exponential backoff with full jitter, never shorter than the peer's
+//    Retry-After) and resends the oldest failed block alone. When it is delivered the
+//    other failed blocks go again and the window opens. So a recovering upstream sees
+//    oldest-first replay with at most `window` requests in flight, and retries never end
+//    by count: data waits in the buffer until delivered, dead-lettered or aged out.
+// Blocks whose stream does not match `match` (or that are routed to another output,
+// Lineage::route) are passed by and acked with the others. A block keeps its seq, so a
+// batch replayed after a crash or outage carries the same identity upstream.
 //
-// Thread-safety: start/stop/join from the control thread; the loop owns the Output.
+// State, in metrics ferry_output_state{output,state} (1 for the current one):
+// ok (delivering or idle), backing_off (a send failed; retrying), down (the output
+// cannot be opened, or nothing was delivered for 30 s while retrying).
+//
+// Thread-safety: start/stop/join from the control thread; the dispatcher owns the
+// Output's lifecycle (open/close); workers only call send().
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
+#include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agent/config/config.h"
 #include "ferry/buffer.h"
@@ -23,16 +44,25 @@
 
 namespace ferry {
 
+// Hands a refused block's records (wrapped with the reason) to another output and returns
+// once they are committed to the buffer; kCancelled when the agent is stopping.
+// Called on the dispatcher thread.
+using DeadLetterForwarder = std::function<Status(const Block& refused, std::string_view reason, SteadyTime deadline)>;
+
 struct SenderOptions {
   std::string name;
   std::string match = "*";
   Duration initial_backoff = std::chrono::seconds(1);
   Duration max_backoff = std::chrono::seconds(60);
   Duration send_timeout = std::chrono::seconds(30);
+  int window = 1;
+  DeadLetterForwarder forward_dead_letters;  // empty: dead letters are only kept in the queue
 };
 
 class Sender {
  public:
+  enum class State { kOk, kBackingOff, kDown };
+
   Sender(SenderOptions options, std::unique_ptr<Output> output, Buffer& buffer, MetricsRegistry& metrics,
          const Clock& clock);
   ~Sender();
@@ -41,7 +71,8 @@ class Sender {
 
   void start();
   // Asks the loop to stop. With `drain`, it first sends what the buffer holds for it
-  // until nothing is left or `deadline` passes; without, it stops after the current send.
+  // until nothing is left or `deadline` passes; without, it stops after the sends in
+  // flight (each bounded by `deadline`).
   void stop(bool drain, SteadyTime deadline);
   void join();
   // Waits until `deadline` for the loop to end; false when it is still inside a send that
@@ -49,12 +80,26 @@ class Sender {
   bool joinUntil(SteadyTime deadline);
 
   const std::string& name() const { return options_.name; }
+  State state() const;
 
  private:
+  struct Slot;
   void loop();
+  void workerLoop();
+  // Runs one send for `slot` (any thread) and records the result.
+  void runSend(Slot& slot);
   // Sleeps up to `d`; returns false when the loop must end now.
   bool pause(Duration d);
+  bool mustStopLocked() const;
   bool mustStop();
+  SteadyTime sendDeadline();
+  void setState(State s);
+  bool openOutput();
+  // Commits the finished slots at the head of the window, in order. False: stop now.
+  bool commitHead(std::string* state);
+  // A rejected block: forward, keep in the dead-letter queue and ack. False: stop now.
+  bool deadLetter(const Slot& slot, const std::string& state);
+  bool flushAck(uint64_t seq, const std::string& state);
 
   const SenderOptions options_;
   std::unique_ptr<Output> output_;
@@ -64,14 +109,22 @@ class Sender {
   Counter& bytes_out_;
   Counter& retries_;
   Counter& dead_letters_;
+  Gauge* state_gauges_[3];
+  Gauge& in_flight_gauge_;
+  size_t window_ = 1;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // stop requests, finished sends, queued work
   bool stop_ = false;
   bool finished_ = false;  // the loop returned
   bool drain_ = false;
+  bool workers_stop_ = false;
+  uint64_t completions_ = 0;  // sends finished so far
   SteadyTime deadline_{};
+  State state_ = State::kOk;
+  std::deque<std::unique_ptr<Slot>> slots_;  // the window, in block order; guarded by mu_
   std::thread thread_;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace ferry

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -41,12 +42,23 @@ struct OutputBacklog {
   int64_t oldest_ms = 0; // created_ms of the oldest unacked block; 0 when none
 };
 
+// One entry of the dead-letter queue: a block an output refused permanently.
+struct DeadLetter {
+  uint64_t id = 0;      // position in the queue (increasing)
+  std::string output;   // the output that refused it
+  std::string reason;   // e.g. "HTTP 400: field x is not a number"
+  int64_t at_ms = 0;    // wall clock when it was refused
+  Block block;          // the records, with the block's seq and lineage
+};
+
 struct BufferStats {
   uint64_t blocks = 0;
   uint64_t records = 0;
   uint64_t bytes = 0;  // counted against max_bytes
   uint64_t max_bytes = 0;
   uint64_t next_seq = 0;
+  uint64_t dead_letter_records = 0;  // kept in the dead-letter queue
+  uint64_t dead_letter_bytes = 0;
   std::vector<OutputBacklog> outputs;
 };
 
@@ -77,6 +89,16 @@ class Buffer {
   // atomic write (see SendResult::commit_state). Acks lower than the cursor are ignored;
   // an ack at the cursor only stores a non-empty commit state (Output::openedState).
   virtual Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) = 0;
+
+  // Sender thread of `output`: keeps `block` in the dead-letter queue with `reason` and
+  // acks block.seq for `output` (as ack() does, with `commit_state`) in one atomic write.
+  // The queue is bounded (about an eighth of max_bytes, at least 1 MiB): the oldest
+  // entries make room and are counted as dropped (reason "dead_letter_overflow").
+  virtual Status deadLetter(std::string_view output, const Block& block, std::string_view reason,
+                            std::string_view commit_state) = 0;
+
+  // Tools and tests: every dead letter kept, oldest first.
+  virtual Status forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const = 0;
 
   // Last acked sequence of `output` (0 when none or unknown) and its commit state.
   virtual uint64_t cursor(std::string_view output) const = 0;

@@ -66,6 +66,11 @@ class Output {
   // and close() are still never concurrent with any send().
   virtual size_t maxInFlight() const { return 1; }
 
+  // Called from the control thread when the agent stops (without draining): sends in
+  // flight should give up soon (answer retry; the buffer keeps the block). Must be safe
+  // to call concurrently with send(). Outputs whose sends are short may ignore it.
+  virtual void interrupt() {}
+
   // Called on the sender thread once, after the last send.
   virtual void close() {}
 };

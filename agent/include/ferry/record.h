@@ -72,6 +72,9 @@ struct Lineage {
   std::string input;
   std::string stream;
   uint64_t config_version = 0;
+  // Non-empty: only the output of this name sends the block; the others pass it by
+  // (forwarded dead letters, see agent/core/sender.h). Empty: outputs choose by `match`.
+  std::string route;
 
   bool operator==(const Lineage&) const = default;
 };
