@@ -88,12 +88,13 @@ bool MosquittoBroker::start() {
 
 void MosquittoBroker::kill() {
   if (!proc_) return;
-  if (proc_->running()) proc_->signal(SIGKILL);
+  if (proc_->running()) proc_->signal(SIGKILL);  // also ends a paused broker
   proc_->wait(std::chrono::seconds(10));
 }
 
 void MosquittoBroker::stop() {
   if (!proc_) return;
+  resume();
   if (proc_->running()) proc_->signal(SIGTERM);
   if (!proc_->wait(std::chrono::seconds(10))) kill();
 }
@@ -101,6 +102,14 @@ void MosquittoBroker::stop() {
 bool MosquittoBroker::restart() {
   if (proc_ && proc_->running()) stop();
   return start();
+}
+
+void MosquittoBroker::pause() {
+  if (proc_ && proc_->running()) proc_->signal(SIGSTOP);
+}
+
+void MosquittoBroker::resume() {
+  if (proc_ && proc_->running()) proc_->signal(SIGCONT);
 }
 
 bool MosquittoBroker::running() { return proc_ && proc_->running(); }
@@ -155,11 +164,11 @@ TestSubscriber::TestSubscriber(std::string server_url, std::string client_id)
 
 TestSubscriber::~TestSubscriber() {
   try {
-    if (impl_->client.is_connected()) impl_->client.disconnect()->wait_for(std::chrono::seconds(2));
+    if (impl_->client.is_connected()) impl_->client.disconnect(std::chrono::milliseconds(100))->wait_for(std::chrono::seconds(2));
+    impl_->client.disable_callbacks();
   } catch (const mqtt::exception&) {
     // The broker may be gone already; nothing to clean up.
   }
-  impl_->client.disable_callbacks();
 }
 
 bool TestSubscriber::subscribe(const std::string& topic_filter, std::chrono::milliseconds timeout) {

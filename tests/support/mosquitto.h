@@ -42,6 +42,8 @@ class MosquittoBroker {
   void kill();     // SIGKILL, waits for the exit
   void stop();     // SIGTERM (the broker saves its persistence file), waits for the exit
   bool restart();  // start() again: same port, same persistence dir
+  void pause();    // SIGSTOP: connections stay open, nothing is answered
+  void resume();   // SIGCONT
   bool running();
 
   int port() const { return port_; }

@@ -603,7 +603,13 @@ void MqttOutput::close() {
     } catch (const mqtt::exception& e) {
       logDebug(kLogComponent, config_.output, ": disconnect: ", e.what());
     }
-    st.client->disable_callbacks();
+    try {
+      // Paho refuses this while a command is still queued (e.g. a stalled disconnect);
+      // the client is destroyed next either way, and `st` outlives it.
+      st.client->disable_callbacks();
+    } catch (const mqtt::exception& e) {
+      logDebug(kLogComponent, config_.output, ": disable callbacks: ", e.what());
+    }
     st.client.reset();
   }
   st.connecting.reset();

@@ -185,6 +185,44 @@ TEST_SUITE("outputs.mqtt") {
     CHECK(sub.messages()[0].payload == "{\"n\":0}\n{\"n\":1}\n");
   }
 
+  TEST_CASE("QoS 0 and retain: delivered once written, kept by the broker") {
+    MosquittoBroker broker;
+    REQUIRE_MESSAGE(broker.start(), broker.log());
+    auto out = makeOutput(options(broker.url(), {{"qos", std::string("0")}, {"retain", true}}));
+    REQUIRE(out->open("").isOk());
+    SendResult r = out->send(makeBlock(3, "kept", 1), in(5s));
+    CHECK(r.kind == SendResult::Kind::kDelivered);
+    // A subscriber that comes later still gets the retained message.
+    TestSubscriber late(broker.url(), "test-sub-late");
+    REQUIRE_MESSAGE(late.subscribe("ferry/gw-7/kept"), late.error());
+    REQUIRE(late.waitForCount(1, 5s));
+    CHECK(late.messages()[0].payload == "{\"n\":0}\n");
+  }
+
+  TEST_CASE("a silent broker: send times out at its deadline, interrupt cuts the wait short") {
+    MosquittoBroker broker;
+    REQUIRE_MESSAGE(broker.start(), broker.log());
+    auto out = makeOutput(options(broker.url()));
+    REQUIRE(out->open("").isOk());
+    broker.pause();  // the connection stays up, no PUBACK comes
+    auto t0 = std::chrono::steady_clock::now();
+    SendResult timed_out = out->send(makeBlock(1, "s", 1), in(700ms));
+    CHECK(timed_out.kind == SendResult::Kind::kRetry);
+    CHECK(timed_out.reason.find("timed out") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+    std::thread stopper([&] {
+      std::this_thread::sleep_for(300ms);
+      out->interrupt();
+    });
+    t0 = std::chrono::steady_clock::now();
+    SendResult r = out->send(makeBlock(1, "s", 1), in(20s));
+    stopper.join();
+    CHECK(r.kind == SendResult::Kind::kRetry);
+    CHECK(r.reason == "interrupted");
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+    broker.resume();
+  }
+
   TEST_CASE("a stream that makes an invalid topic is rejected, not retried") {
     MosquittoBroker broker;
     REQUIRE_MESSAGE(broker.start(), broker.log());
