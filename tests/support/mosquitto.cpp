@@ -10,6 +10,8 @@
 
 #include <thread>
 
+#include "tests/support/net.h"
+
 namespace ferry::test {
 
 namespace {
@@ -23,20 +25,6 @@ sockaddr_in loopback(int port) {
   return a;
 }
 }  // namespace
-
-int freeLocalPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return 0;
-  sockaddr_in a = loopback(0);
-  int port = 0;
-  socklen_t len = sizeof(a);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
 
 bool waitForPort(int port, std::chrono::milliseconds timeout) {
   const auto until = std::chrono::steady_clock::now() + timeout;
@@ -59,7 +47,7 @@ MosquittoBroker::~MosquittoBroker() { kill(); }
 
 bool MosquittoBroker::start() {
   if (proc_ && proc_->running()) return true;
-  if (port_ == 0) port_ = freeLocalPort();
+  if (port_ == 0) port_ = freePort();
   if (port_ == 0) return false;
   const std::string conf = dir_.file("mosquitto.conf");
   std::string text = "listener " + std::to_string(port_) + " 127.0.0.1\n" +

@@ -60,8 +60,6 @@ class MosquittoBroker {
 
 // Blocks until a TCP connection to 127.0.0.1:`port` succeeds or `timeout` passes.
 bool waitForPort(int port, std::chrono::milliseconds timeout);
-// A port that was free a moment ago (bind to port 0, read it back, close).
-int freeLocalPort();
 
 struct ReceivedMessage {
   std::string topic;

@@ -12,6 +12,8 @@
 #include <optional>
 #include <utility>
 
+#include "agent/codec/envelope.h"
+#include "agent/codec/key_file.h"
 #include "ferry/log.h"
 
 namespace ferry {
@@ -119,6 +121,8 @@ std::string_view contentType(MqttOutputConfig::Payload p) {
   switch (p) {
     case MqttOutputConfig::Payload::kNdjson:
       return "application/x-ndjson";
+    case MqttOutputConfig::Payload::kEnvelope:
+      return "application/vnd.ferry.envelope";
     case MqttOutputConfig::Payload::kJsonPerRecord:
       return "application/json";
   }
@@ -183,8 +187,14 @@ Result<MqttOutputConfig> mqttOutputConfigFromOptions(const PluginContext& ctx,
   if (opts.has("retain")) c.retain = opts.getBool("retain");
   if (opts.has("payload")) {
     const std::string& p = opts.getString("payload");
-    c.payload = p == "json_per_record" ? MqttOutputConfig::Payload::kJsonPerRecord
-                                       : MqttOutputConfig::Payload::kNdjson;
+    c.payload = p == "envelope"          ? MqttOutputConfig::Payload::kEnvelope
+                : p == "json_per_record" ? MqttOutputConfig::Payload::kJsonPerRecord
+                                         : MqttOutputConfig::Payload::kNdjson;
+  }
+  c.envelope_key_file = opts.getString("envelope_key_file");
+  if (!c.envelope_key_file.empty() && c.payload != MqttOutputConfig::Payload::kEnvelope) {
+    return invalidArgument(keyLocation(opts, "envelope_key_file") +
+                           ": only used with payload: envelope");
   }
   if (opts.has("mqtt_version")) c.mqtt_version = opts.getString("mqtt_version") == "3" ? 3 : 5;
   if (opts.has("persistent_session")) c.persistent_session = opts.getBool("persistent_session");
@@ -241,6 +251,7 @@ struct MqttOutput::State final : public mqtt::iaction_listener {
   std::unique_ptr<mqtt::async_client> client;
   mqtt::token_ptr connecting;  // kept so that Paho's token outlives the attempt
   size_t window = kWindow;     // see kWindow; set at each connect
+  std::unique_ptr<EnvelopeSealer> sealer;  // payload: envelope
   std::string buf;
 
   void on_success(const mqtt::token& tok) override { finished(tok, false); }
@@ -302,6 +313,15 @@ Status MqttOutput::open(std::string_view /*committed_state*/) {
   {
     std::lock_guard<std::mutex> lock(st.mu);
     st.interrupted = false;
+  }
+  if (config_.payload == MqttOutputConfig::Payload::kEnvelope) {
+    std::optional<KeyMaterial> key;
+    if (!config_.envelope_key_file.empty()) {
+      Result<KeyMaterial> k = loadKeyFile(config_.envelope_key_file);
+      if (!k) return k.status().withContext("envelope_key_file");
+      key = std::move(k).value();
+    }
+    st.sealer = std::make_unique<EnvelopeSealer>(std::move(key), 0);
   }
   const std::pair<std::string_view, const std::string*> files[] = {
       {"tls.ca_file", &config_.ca_file},
@@ -525,6 +545,12 @@ SendResult MqttOutput::send(const Block& block, SteadyTime deadline) {
       block.records.appendNdjson(st.buf);
       if (publish(st.buf.data(), st.buf.size(), base)) ++published;
       break;
+    case MqttOutputConfig::Payload::kEnvelope:
+      if (Status s = st.sealer->seal(block, config_.agent, &st.buf); !s) {
+        return SendResult::retry(s.withContext("sealing the envelope").message());
+      }
+      if (publish(st.buf.data(), st.buf.size(), base)) ++published;
+      break;
     case MqttOutputConfig::Payload::kJsonPerRecord:
       for (size_t i = 0; i < block.records.size(); ++i) {
         if ((outcome = waitPending(st.window - 1)) != Outcome::kOk) break;
@@ -613,6 +639,7 @@ void MqttOutput::close() {
     st.client.reset();
   }
   st.connecting.reset();
+  st.sealer.reset();
   std::lock_guard<std::mutex> lock(st.mu);
   st.connect_context = 0;
   st.send_context = 0;
@@ -622,7 +649,7 @@ void MqttOutput::close() {
 namespace {
 
 constexpr std::string_view kQos[] = {"0", "1"};
-constexpr std::string_view kPayloads[] = {"ndjson", "json_per_record"};
+constexpr std::string_view kPayloads[] = {"ndjson", "envelope", "json_per_record"};
 constexpr std::string_view kVersions[] = {"5", "3"};
 
 const OptionSpec kTlsOptions[] = {
@@ -652,8 +679,12 @@ const OptionSpec kMqttOptions[] = {
     {.key = "retain", .type = OptionType::kBool, .default_value = "false",
      .help = "publish with the retain flag"},
     {.key = "payload", .type = OptionType::kEnum, .default_value = "ndjson",
-     .help = "ndjson: one message per block; json_per_record: one message per record",
+     .help = "ndjson: one message per block; envelope: one sealed envelope per block; "
+             "json_per_record: one message per record",
      .choices = kPayloads},
+    {.key = "envelope_key_file", .type = OptionType::kString,
+     .help = "payload envelope: AES-256 key file (ferry keygen --type aes256); without it the "
+             "envelope is compressed but not encrypted"},
     {.key = "mqtt_version", .type = OptionType::kEnum, .default_value = "5",
      .help = "5, or 3 for MQTT 3.1.1 (no user properties)", .choices = kVersions},
     {.key = "persistent_session", .type = OptionType::kBool, .default_value = "true",

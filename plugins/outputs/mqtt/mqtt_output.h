@@ -3,6 +3,7 @@
 //
 // Messages per block (`payload`):
 //   ndjson          one message, every record followed by '\n'
+//   envelope        one message, the block sealed by EnvelopeSealer (agent/codec/envelope.h)
 //   json_per_record one message per record (the record's JSON, no newline)
 // The topic is `topic` with {agent} (this agent's id) and {stream} (the block's stream)
 // replaced. With MQTT 5 every message carries the user properties ferry-key
@@ -57,7 +58,7 @@ namespace ferry {
 
 // The validated settings of one mqtt output.
 struct MqttOutputConfig {
-  enum class Payload { kNdjson, kJsonPerRecord };
+  enum class Payload { kNdjson, kEnvelope, kJsonPerRecord };
 
   std::string broker;      // as configured (tcp:// ssl:// mqtt:// mqtts://)
   std::string server_uri;  // as Paho takes it: tcp://host:port or ssl://host:port
@@ -67,6 +68,7 @@ struct MqttOutputConfig {
   int qos = 1;
   bool retain = false;
   Payload payload = Payload::kNdjson;
+  std::string envelope_key_file;  // payload envelope; empty: compressed, not encrypted
   int mqtt_version = 5;           // 5, or 3 for MQTT 3.1.1
   bool persistent_session = true;
   Duration keepalive = std::chrono::seconds(30);
@@ -101,9 +103,9 @@ class MqttOutput final : public Output {
   MqttOutput(const MqttOutput&) = delete;
   MqttOutput& operator=(const MqttOutput&) = delete;
 
-  // Creates the client and connects, waiting up to 10 s. Errors:
-  // kInvalidArgument naming `broker` for a URI Paho refuses, or an unreadable TLS
-  // file; kUnavailable "broker <uri>: connect failed: <why>" when
+  // Creates the client (and the envelope sealer) and connects, waiting up to 10 s. Errors:
+  // kInvalidArgument naming `broker` for a URI Paho refuses; the key loader's or errno's
+  // code naming envelope_key_file or the TLS file that cannot be read; kUnavailable "broker <uri>: connect failed: <why>" when
   // the broker cannot be reached or refuses the connection (bad credentials included: the
   // sender retries open() with backoff).
   Status open(std::string_view committed_state) override;

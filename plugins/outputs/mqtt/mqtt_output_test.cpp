@@ -8,8 +8,11 @@
 #include <set>
 #include <thread>
 
+#include "agent/codec/envelope.h"
+#include "agent/codec/key_file.h"
 #include "tests/support/mosquitto.h"
 #include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 
 using namespace ferry;
 using namespace ferry::test;
@@ -169,6 +172,43 @@ TEST_SUITE("outputs.mqtt") {
     CHECK(indexes.size() == static_cast<size_t>(kRecords));
     CHECK(got.front().payload == "{\"n\":0}");
     CHECK(indexes.count("2499") == 1);
+  }
+
+  TEST_CASE("envelope: one sealed message per block that the key opens") {
+    TempDir dir;
+    Result<KeyMaterial> key = writeNewKeyFile(dir.file("wire.key"));
+    REQUIRE(key.isOk());
+    MosquittoBroker broker;
+    REQUIRE_MESSAGE(broker.start(), broker.log());
+    TestSubscriber sub(broker.url(), "test-sub-envelope");
+    REQUIRE_MESSAGE(sub.subscribe("ferry/#"), sub.error());
+    auto out = makeOutput(options(broker.url(), {{"payload", std::string("envelope")},
+                                                 {"envelope_key_file", dir.file("wire.key")}}));
+    REQUIRE(out->open("").isOk());
+    SendResult r = out->send(makeBlock(9, "temp", 4), in(5s));
+    REQUIRE_MESSAGE(r.kind == SendResult::Kind::kDelivered, r.reason);
+    REQUIRE(sub.waitForCount(1, 5s));
+    const ReceivedMessage m = sub.messages()[0];
+    CHECK(m.property("ferry-key") == "gw-7/up/9");
+    const KeyMaterial keys[] = {*key};
+    Result<OpenedEnvelope> opened = openEnvelope(m.payload, keys, true, 1 << 20);
+    REQUIRE_MESSAGE(opened.isOk(), opened.status().toString());
+    CHECK(opened->info.encrypted());
+    CHECK(opened->info.agent == "gw-7");
+    CHECK(opened->info.stream == "temp");
+    CHECK(opened->info.first_seq == 9);
+    CHECK(opened->info.count == 4);
+    CHECK(opened->ndjson == "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+
+    // The key file is checked at config time only for its place; open() names it.
+    Result<MqttOutputConfig> wrong = mqttOutputConfigFromOptions(
+        context(), options(broker.url(), {{"envelope_key_file", dir.file("wire.key")}}));
+    CHECK_FALSE(wrong.isOk());  // only with payload: envelope
+    auto missing = makeOutput(options(broker.url(), {{"payload", std::string("envelope")},
+                                                     {"envelope_key_file", dir.file("none.key")}}));
+    Status s = missing->open("");
+    REQUIRE_FALSE(s.isOk());
+    CHECK(s.message().find("envelope_key_file") != std::string::npos);
   }
 
   TEST_CASE("MQTT 3.1.1 publishes without properties") {
