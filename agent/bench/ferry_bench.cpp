@@ -16,6 +16,9 @@
 //                    appended (draining a backlog after an outage).
 //   buffer-reopen    appends N records (default 10,000,000) unacked, closes, then times
 //                    opening the buffer and reading the first block ("seconds").
+//   tail-http        file → tail → disk buffer → http output → `ferry receive`
+//   replay-drain     the same after an outage: drain a stored backlog
+//                    (both in upstream_scenarios.cpp).
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -28,6 +31,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "agent/bench/upstream_scenarios.h"
 #include "agent/buffer/disk_buffer.h"
 #include "agent/buffer/memory_buffer.h"
 #include "agent/codec/key_file.h"
@@ -286,9 +290,13 @@ int main(int argc, char** argv) {
   if (scenario == "buffer-append") return bufferAppend(n(1'000'000), /*live=*/true);
   if (scenario == "buffer-backlog") return bufferAppend(n(1'000'000), /*live=*/false);
   if (scenario == "buffer-reopen") return bufferReopen(n(10'000'000));
+  if (scenario == "tail-http" || scenario == "replay-drain") {
+    return ferry::bench::upstreamScenario(scenario, n(1'000'000), sensorRecord);
+  }
   if (scenario == "all") {
     int rc = 0;
-    for (const char* s : {"pipeline-memory", "buffer-append", "buffer-backlog", "buffer-reopen"}) {
+    for (const char* s : {"pipeline-memory", "buffer-append", "buffer-backlog", "buffer-reopen", "tail-http",
+                          "replay-drain"}) {
       std::string cmd = std::string("'") + argv[0] + "' --scenario " + s;
       if (records != 0) cmd += " --records " + std::to_string(records);
       std::fflush(stdout);

@@ -6,6 +6,7 @@
 #include "agent/buffer/disk_buffer.h"
 #include "agent/cli/commands.h"
 #include "agent/config/loader.h"
+#include "agent/core/dead_letter.h"
 #include "agent/core/agent.h"
 #include "ferry/log.h"
 #include "ferry/json.h"
@@ -55,6 +56,8 @@ int stats(DiskBuffer& b) {
                 o.blocks, o.records, o.bytes, age);
   }
   if (outs.empty()) std::printf("(no output cursors stored yet)\n");
+  std::printf("dead letters: %" PRIu64 " records, %s (ferry buffer export --dead-letters)\n", s.dead_letter_records,
+              formatSize(s.dead_letter_bytes).c_str());
   return 0;
 }
 
@@ -105,6 +108,25 @@ int exportNdjson(DiskBuffer& b) {
   return 0;
 }
 
+// One line per dead record, in the form forwarding uses (agent/core/dead_letter.h).
+int exportDeadLetters(DiskBuffer& b) {
+  std::string line;
+  Status st = b.forEachDeadLetter([&](const DeadLetter& d) {
+    DeadLetterOrigin origin{d.output, d.reason, d.block.lineage.stream, d.block.seq, d.at_ms};
+    for (size_t i = 0; i < d.block.records.size(); ++i) {
+      line.clear();
+      appendDeadLetterRecord(line, origin, d.block.records[i]);
+      line += '\n';
+      std::fwrite(line.data(), 1, line.size(), stdout);
+    }
+  });
+  if (!st.isOk()) {
+    std::fprintf(stderr, "ferry buffer export --dead-letters: %s\n", st.toString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int bufferTool(const BufferToolArgs& args) {
@@ -117,6 +139,7 @@ int bufferTool(const BufferToolArgs& args) {
   }
   if (args.action == "stats") return stats(**buffer);
   if (args.action == "check") return check(**buffer);
+  if (args.dead_letters) return exportDeadLetters(**buffer);
   return exportNdjson(**buffer);
 }
 

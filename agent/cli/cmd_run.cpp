@@ -6,6 +6,8 @@
 // running config in place and says why.
 #include <signal.h>
 
+#include <memory>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +15,7 @@
 #include "agent/cli/commands.h"
 #include "agent/config/loader.h"
 #include "agent/core/agent.h"
+#include "agent/metrics/metrics_server.h"
 #include "ferry/log.h"
 
 namespace ferry::cli {
@@ -53,6 +56,17 @@ int runAgent(const RunArgs& args) {
     logError("agent", "cannot start: ", st.toString());
     return 1;
   }
+  std::unique_ptr<MetricsServer> metrics_server;
+  if (!r.config->metrics.listen.empty()) {
+    auto server = MetricsServer::start(r.config->metrics.listen, metrics, [&agent] { agent.refreshGauges(); }, nullptr);
+    if (server.isOk()) {
+      metrics_server = std::move(server).value();
+      logInfo("agent", "metrics on http://", metrics_server->address(), "/metrics");
+    } else {
+      // Observability must not take the data path down: run without it, loudly.
+      logError("agent", server.status().message(), "; running without the metrics endpoint");
+    }
+  }
 
   for (;;) {
     int sig = 0;
@@ -76,6 +90,7 @@ int runAgent(const RunArgs& args) {
     logInfo("agent", sig == SIGTERM ? "SIGTERM" : "SIGINT", ": stopping");
     break;
   }
+  metrics_server.reset();
   // Shutdown budget of the contract is 5 s; keep half a second in hand.
   agent.stop(std::chrono::steady_clock::now() + std::chrono::milliseconds(4500));
   if (agent.hasAbandonedSenders()) {

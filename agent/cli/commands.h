@@ -17,6 +17,7 @@ struct BufferToolArgs {
   std::string data_dir;
   std::string config_path;
   std::vector<std::string> key_files;  // first: current, rest: previous
+  bool dead_letters = false;           // export: the dead-letter queue
 };
 
 int runAgent(const RunArgs& args);

@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
     sub->add_option("--data-dir", buffer_args.data_dir, "the agent's data_dir");
     sub->add_option("-c,--config", buffer_args.config_path, "take data_dir and keys from this config");
     sub->add_option("--key-file", buffer_args.key_files, "at-rest key file(s): current first, then older ones");
+    if (std::string_view(action) == "export") {
+      sub->add_flag("--dead-letters", buffer_args.dead_letters,
+                    "print the dead-letter queue instead: each record wrapped with the output and reason");
+    }
     sub->callback([&buffer_args, action] { buffer_args.action = action; });
   }
 

@@ -257,6 +257,7 @@ Status BlockCodec::seal(const Block& block, std::string* out) {
   if (routed) {
     putU16(s, static_cast<uint16_t>(lin.route.size()));
     std::memcpy(s + 2, lin.route.data(), lin.route.size());
+    s += 2 + lin.route.size();
   }
 
   if (encrypt) {

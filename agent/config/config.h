@@ -25,6 +25,10 @@ struct LogSection {
   LogFormat format = LogFormat::kText;
 };
 
+struct MetricsSection {
+  std::string listen;  // empty: the endpoint is not served
+};
+
 enum class BufferType { kDisk, kMemory };
 
 struct BufferSection {
@@ -69,6 +73,7 @@ struct Config {
   AgentSection agent;
   LogSection log;
   BufferSection buffer;
+  MetricsSection metrics;
   std::vector<PluginInstance> inputs;
   std::vector<PluginInstance> outputs;
 };

@@ -510,7 +510,7 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
     result.problems = std::move(w.problems);
     return result;
   }
-  static constexpr std::string_view kSections[] = {"agent", "log", "buffer", "inputs", "outputs"};
+  static constexpr std::string_view kSections[] = {"agent", "log", "buffer", "metrics", "inputs", "outputs"};
   std::map<std::string, int> seen_sections;
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string key = it->first.Scalar();
@@ -523,7 +523,7 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
     if (reserved) {
       w.problem(it->first, key, "section is part of Ferry's contract but not available in this version yet");
     } else {
-      w.problem(it->first, key, "unknown key (valid keys: agent, log, buffer, inputs, outputs)");
+      w.problem(it->first, key, "unknown key (valid keys: agent, log, buffer, metrics, inputs, outputs)");
     }
   }
 
@@ -538,6 +538,13 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
   w.table(root["agent"], agent_t, "agent", "", &agent);
   w.table(root["log"], log_t, "log", "", &log);
   w.table(root["buffer"], buffer_t, "buffer", "", &buffer);
+  Options metrics;
+  std::span<const OptionSpec> metrics_t[] = {metricsSectionOptions()};
+  const bool with_metrics = root["metrics"].IsDefined();
+  if (with_metrics) {
+    w.table(root["metrics"], metrics_t, "metrics", "", &metrics);
+    cfg.metrics.listen = metrics.getString("listen");
+  }
 
   cfg.agent.id = agent.has("id") ? agent.getString("id") : defaultAgentId();
   cfg.agent.data_dir = agent.getString("data_dir");

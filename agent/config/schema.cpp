@@ -70,13 +70,19 @@ const OptionSpec kBuffer[] = {
      .fields = kBlock},
 };
 
-constexpr std::string_view kReserved[] = {"processors", "contracts", "control", "metrics"};
+const OptionSpec kMetrics[] = {
+    {.key = "listen", .type = OptionType::kString, .default_value = "127.0.0.1:9464",
+     .help = "host:port serving GET /metrics (Prometheus text) and GET /healthz; the section absent: not served"},
+};
+
+constexpr std::string_view kReserved[] = {"processors", "contracts", "control"};
 
 }  // namespace
 
 std::span<const OptionSpec> agentSectionOptions() { return kAgent; }
 std::span<const OptionSpec> logSectionOptions() { return kLog; }
 std::span<const OptionSpec> bufferSectionOptions() { return kBuffer; }
+std::span<const OptionSpec> metricsSectionOptions() { return kMetrics; }
 std::span<const std::string_view> reservedSections() { return kReserved; }
 
 }  // namespace ferry

@@ -12,6 +12,7 @@ namespace ferry {
 std::span<const OptionSpec> agentSectionOptions();
 std::span<const OptionSpec> logSectionOptions();
 std::span<const OptionSpec> bufferSectionOptions();
+std::span<const OptionSpec> metricsSectionOptions();
 
 // Sections of the contract (DESIGN.md) that this version does not implement yet; the
 // loader names them instead of calling them unknown.

@@ -207,6 +207,7 @@ Status Agent::start(const Config& config) {
   auto g = build(config);
   if (!g.isOk()) return g.status();
   config_ = config;
+  config_version_ = config.version;
   current_ = std::move(g).value();
   launch(*current_);
   logInfo("agent", "started agent ", config.agent.id, " with ", config.inputs.size(), " input(s) and ",
@@ -237,12 +238,31 @@ Status Agent::reload(const Config& config) {
   applied.buffer = config_.buffer;
   applied.agent.data_dir = config_.agent.data_dir;
   config_ = applied;
+  config_version_ = config.version;
   launch(*current_);
   logInfo("agent", "reloaded config from ", config.source, " (hash ", config.hash, ")");
   return Status::ok();
 }
 
 Buffer& Agent::buffer() { return *buffer_; }
+
+void Agent::refreshGauges() {
+  BufferStats s = buffer_->stats();
+  const int64_t now = clock_.wallMs();
+  metrics_.gauge("ferry_buffer_bytes", {}, "bytes held by the buffer").set(static_cast<double>(s.bytes));
+  metrics_.gauge("ferry_dead_letter_queue_records", {}, "records kept in the dead-letter queue")
+      .set(static_cast<double>(s.dead_letter_records));
+  for (const OutputBacklog& o : s.outputs) {
+    metrics_.gauge("ferry_buffer_records", {{"output", o.output}}, "records not yet acknowledged by each output")
+        .set(static_cast<double>(o.records));
+    metrics_
+        .gauge("ferry_oldest_unacked_age_seconds", {{"output", o.output}},
+               "age of the oldest record each output has not acknowledged")
+        .set(o.oldest_ms > 0 ? static_cast<double>(now - o.oldest_ms) / 1000.0 : 0.0);
+  }
+  metrics_.gauge("ferry_config_version", {}, "version of the running config (0: a local file)")
+      .set(static_cast<double>(config_version_.load(std::memory_order_relaxed)));
+}
 
 void Agent::stop(SteadyTime deadline) {
   if (!current_) return;

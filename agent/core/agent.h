@@ -12,6 +12,7 @@
 // Thread-safety: all methods from the control thread (main / signal loop).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <vector>
 
@@ -37,6 +38,9 @@ class Agent {
   void stop(SteadyTime deadline);
 
   Buffer& buffer();
+  // Gauges computed on demand (backlog and oldest unacked age per output, config version),
+  // for the metrics endpoint. Any thread, while the agent runs (between start and stop).
+  void refreshGauges();
   // True when a sender did not stop in time (stuck in a send) and was left running; the
   // process should then end without running destructors (see cmd_run.cpp).
   bool hasAbandonedSenders() const { return !abandoned_.empty(); }
@@ -52,6 +56,7 @@ class Agent {
   MetricsRegistry& metrics_;
   const Clock& clock_;
   Config config_;
+  std::atomic<uint64_t> config_version_{0};
   std::unique_ptr<Buffer> buffer_;
   MemoryBuffer* memory_buffer_ = nullptr;  // set when buffer_ is a MemoryBuffer
   std::unique_ptr<Generation> current_;

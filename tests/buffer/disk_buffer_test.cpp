@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "agent/codec/key_file.h"
@@ -398,5 +399,76 @@ TEST_SUITE("buffer.disk") {
     CHECK(b.status().message().find(dir.file("buffer")) != std::string::npos);
     CHECK(b.status().message().find("ferry buffer check") != std::string::npos);
     CHECK(test::readFile(dir.file("buffer/CURRENT")) == "MANIFEST-000099\n");
+  }
+}
+
+TEST_SUITE("buffer.disk.dead_letters") {
+  TEST_CASE_FIXTURE(Fixture, "a dead letter is kept with its reason, acked in the same write, and survives reopen") {
+    {
+      auto buf = open();
+      std::vector<std::string> outs = {"up", "archive"};
+      REQUIRE(buf->setOutputs(outs).isOk());
+      append(*buf, makeBlock("s", 0, 3));
+      append(*buf, makeBlock("s", 3, 2));
+      auto blocks = buf->read("up", 0, 10, 0ms);
+      REQUIRE(blocks.isOk());
+      REQUIRE(blocks->size() == 2);
+      REQUIRE(buf->ack("up", 1, {}).isOk());
+      REQUIRE(buf->deadLetter("up", *(*blocks)[1], "HTTP 400: \"n\" must be a string", {}).isOk());
+      CHECK(buf->cursor("up") == 2);
+      CHECK(buf->stats().dead_letter_records == 2);
+      // A second refusal of an already acked block is not stored twice.
+      REQUIRE(buf->deadLetter("up", *(*blocks)[1], "again", {}).isOk());
+      CHECK(buf->stats().dead_letter_records == 2);
+    }
+    auto buf = open();
+    CHECK(buf->cursor("up") == 2);
+    CHECK(buf->stats().dead_letter_records == 2);
+    std::vector<std::string> got;
+    REQUIRE(buf->forEachDeadLetter([&](const DeadLetter& d) {
+                 CHECK(d.output == "up");
+                 CHECK(d.reason == "HTTP 400: \"n\" must be a string");
+                 CHECK(d.block.seq == 2);
+                 CHECK(d.block.lineage.stream == "s");
+                 for (size_t i = 0; i < d.block.records.size(); ++i) got.emplace_back(d.block.records[i]);
+               }).isOk());
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].find("\"n\":000003") != std::string::npos);
+    // The other output still has both blocks: the dead letter did not release them.
+    auto rest = buf->read("archive", 0, 10, 0ms);
+    REQUIRE(rest.isOk());
+    CHECK(rest->size() == 2);
+  }
+
+  TEST_CASE_FIXTURE(Fixture, "the queue is bounded: the oldest dead letters make room and are counted") {
+    auto o = options();
+    o.max_bytes = 8 << 20;  // queue cap: 1 MiB
+    auto buf = open(o);
+    std::vector<std::string> outs = {"up"};
+    REQUIRE(buf->setOutputs(outs).isOk());
+    Block big;
+    big.lineage = {"gw", "in", "s", 1};
+    std::mt19937 rng(5);
+    for (int i = 0; i < 300; ++i) {
+      std::string r = "{\"x\":\"";
+      for (int j = 0; j < 1000; ++j) r += static_cast<char>('a' + rng() % 26);  // incompressible-ish
+      r += "\"}";
+      big.records.append(r);
+    }
+    for (int i = 0; i < 8; ++i) {
+      Block copy;
+      copy.lineage = big.lineage;
+      copy.records.appendAll(big.records);
+      append(*buf, std::move(copy));
+    }
+    auto blocks = buf->read("up", 0, 10, 0ms);
+    REQUIRE(blocks.isOk());
+    for (const auto& b : *blocks) REQUIRE(buf->deadLetter("up", *b, "refused", {}).isOk());
+    BufferStats st = buf->stats();
+    CHECK(st.dead_letter_bytes <= (1u << 20));
+    CHECK(st.dead_letter_records < 8 * 300);
+    CHECK(metrics.counterValue("ferry_dropped_records_total", {{"reason", "dead_letter_overflow"}}) ==
+          8 * 300 - st.dead_letter_records);
+    CHECK(buf->cursor("up") == 8);
   }
 }

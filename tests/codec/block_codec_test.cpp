@@ -118,6 +118,35 @@ TEST_SUITE("codec.block") {
     }
   }
 
+  TEST_CASE("a routed block keeps its route, authenticated like the rest of the header") {
+    Keyring ring;
+    startKeyring(ring, fixedKey(0x12));
+    for (bool encrypt : {false, true}) {
+      CAPTURE(encrypt);
+      BlockCodec codec(CodecOptions{true, 3, encrypt ? &ring : nullptr});
+      Block b = makeBlock(77, 5);
+      b.lineage.route = "archive";
+      std::string sealed;
+      REQUIRE(codec.seal(b, &sealed).isOk());
+      Result<BlockHeader> h = BlockCodec::peekHeader(sealed);
+      REQUIRE(h.isOk());
+      CHECK(h->route == "archive");
+      Result<Block> opened = codec.open(sealed, 77);
+      REQUIRE(opened.isOk());
+      CHECK(opened->lineage.route == "archive");
+      checkSameBlock(*opened, b);
+      // Change one byte of the route: the tag or CRC refuses it.
+      std::string bad = sealed;
+      bad[bad.find("archive")] ^= 0x01;
+      CHECK(codec.open(bad, 77).status().code() == StatusCode::kCorruption);
+      // An unrouted block has no route bytes at all.
+      Block plain = makeBlock(78, 5);
+      std::string sealed_plain;
+      REQUIRE(codec.seal(plain, &sealed_plain).isOk());
+      CHECK(BlockCodec::peekHeader(sealed_plain)->route.empty());
+    }
+  }
+
   TEST_CASE("records with empty and binary content survive; one codec serves many blocks") {
     Keyring ring;
     startKeyring(ring, fixedKey(0x12));
