@@ -39,7 +39,10 @@ Sender::Sender(SenderOptions options, std::unique_ptr<Output> output, Buffer& bu
       dead_letters_(metrics.counter("ferry_dead_letter_records_total", {{"output", options_.name}},
                                     "records the upstream refused for good (kept in the dead-letter queue)")),
       in_flight_gauge_(metrics.gauge("ferry_output_in_flight", {{"output", options_.name}},
-                                     "batches being sent or waiting to be resent")) {
+                                     "batches being sent or waiting to be resent")),
+      latency_(metrics.histogram("ferry_output_latency_seconds", {{"output", options_.name}},
+                                 {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400},
+                                 "age of records when their output acknowledged them (block cut to ack)")) {
   const char* names[] = {"ok", "backing_off", "down"};
   for (int i = 0; i < 3; ++i) {
     state_gauges_[i] = &metrics.gauge("ferry_output_state", {{"output", options_.name}, {"state", names[i]}},
@@ -237,6 +240,8 @@ bool Sender::commitHead(std::string* state) {
       if (!s->result.commit_state.empty()) *state = std::move(s->result.commit_state);
       records_out_.add(b.records.size());
       bytes_out_.add(b.records.bytes());
+      latency_.observe(static_cast<double>(std::max<int64_t>(0, clock_.wallMs() - b.created_ms)) / 1000.0,
+                       b.records.size());
       ack_seq = b.seq;
       continue;
     }

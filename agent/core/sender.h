@@ -111,6 +111,7 @@ class Sender {
   Counter& dead_letters_;
   Gauge* state_gauges_[3];
   Gauge& in_flight_gauge_;
+  Histogram& latency_;
   size_t window_ = 1;
 
   mutable std::mutex mu_;

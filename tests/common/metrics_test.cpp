@@ -27,3 +27,18 @@ TEST_SUITE("common.metrics") {
     CHECK(m.prometheusText().find("x_total{input=\"a\\\"b\\\\c\"} 1") != std::string::npos);
   }
 }
+
+TEST_CASE("histograms render cumulative buckets, sum and count") {
+  ferry::MetricsRegistry m;
+  auto& h = m.histogram("ferry_output_latency_seconds", {{"output", "up"}}, {0.1, 1}, "latency");
+  h.observe(0.05);
+  h.observe(0.5, 2);
+  h.observe(7);
+  std::string t = m.prometheusText();
+  CHECK(t.find("# TYPE ferry_output_latency_seconds histogram") != std::string::npos);
+  CHECK(t.find("ferry_output_latency_seconds_bucket{output=\"up\",le=\"0.1\"} 1\n") != std::string::npos);
+  CHECK(t.find("ferry_output_latency_seconds_bucket{output=\"up\",le=\"1\"} 3\n") != std::string::npos);
+  CHECK(t.find("ferry_output_latency_seconds_bucket{output=\"up\",le=\"+Inf\"} 4\n") != std::string::npos);
+  CHECK(t.find("ferry_output_latency_seconds_count{output=\"up\"} 4\n") != std::string::npos);
+  CHECK(t.find("ferry_output_latency_seconds_sum{output=\"up\"} 8.05\n") != std::string::npos);
+}

@@ -35,6 +35,23 @@ class Gauge {
   std::atomic<double> v_{0};
 };
 
+// Fixed buckets (upper bounds, ascending); observe() is lock-free (atomic adds).
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds);
+  void observe(double v, uint64_t count = 1);
+  const std::vector<double>& bounds() const { return bounds_; }
+  uint64_t bucketCount(size_t i) const { return buckets_[i].load(std::memory_order_relaxed); }  // not cumulative
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  double sum() const { return sum_.load(std::memory_order_relaxed); }
+
+ private:
+  std::vector<double> bounds_;
+  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // bounds_.size() + 1 (+Inf)
+  std::atomic<uint64_t> count_{0};
+  std::atomic<double> sum_{0};
+};
+
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
 class MetricsRegistry {
@@ -42,6 +59,9 @@ class MetricsRegistry {
   // `name` must be a Prometheus metric name; `help` is kept from the first registration.
   Counter& counter(std::string_view name, const Labels& labels = {}, std::string_view help = {});
   Gauge& gauge(std::string_view name, const Labels& labels = {}, std::string_view help = {});
+  // `bounds` are used by the first registration of the family.
+  Histogram& histogram(std::string_view name, const Labels& labels, std::vector<double> bounds,
+                       std::string_view help = {});
 
   // Current value of a counter, 0 when absent (for tests and the CLI).
   uint64_t counterValue(std::string_view name, const Labels& labels = {}) const;
@@ -53,8 +73,10 @@ class MetricsRegistry {
   struct Family {
     std::string help;
     bool is_counter = true;
+    bool is_histogram = false;
     std::map<std::string, std::unique_ptr<Counter>> counters;  // by rendered label set
     std::map<std::string, std::unique_ptr<Gauge>> gauges;
+    std::map<Labels, std::unique_ptr<Histogram>> histograms;
   };
   static std::string renderLabels(const Labels& labels);
   mutable std::mutex mu_;
