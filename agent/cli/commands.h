@@ -20,11 +20,29 @@ struct BufferToolArgs {
   bool dead_letters = false;           // export: the dead-letter queue
 };
 
+struct DecodeArgs {
+  std::vector<std::string> key_files;
+  std::string in_path;  // empty or "-": stdin
+  bool verbose = false;
+};
+
+struct ReceiveArgs {
+  std::string listen;
+  std::string out_dir;
+  std::vector<std::string> key_files;
+  std::string durability = "fsync";  // fsync | os
+  std::string min_free = "64MiB";
+  std::string max_body = "64MiB";
+  unsigned max_connections = 64;
+};
+
 int runAgent(const RunArgs& args);
 int bufferTool(const BufferToolArgs& args);
 int keygen(const std::string& type, const std::string& out);
 int validateConfig(const std::string& path);
 int listPlugins();
 int printVersion();
+int decode(const DecodeArgs& args);
+int receive(const ReceiveArgs& args);
 
 }  // namespace ferry::cli

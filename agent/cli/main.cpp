@@ -41,6 +41,27 @@ int main(int argc, char** argv) {
   keygen->add_option("--type", key_type, "aes256 (at-rest key)")->required();
   keygen->add_option("--out", key_out, "file to create; never overwritten")->required();
 
+  ferry::cli::DecodeArgs decode_args;
+  CLI::App* decode = app.add_subcommand("decode", "open one envelope (stdin) and print its records as NDJSON");
+  decode->add_option("--key", decode_args.key_files, "aes256 key file(s); the envelope's key id picks one");
+  decode->add_option("--in", decode_args.in_path, "read the envelope from FILE instead of stdin");
+  decode->add_flag("-v,--verbose", decode_args.verbose, "print a header summary on stderr");
+
+  ferry::cli::ReceiveArgs receive_args;
+  CLI::App* receive = app.add_subcommand(
+      "receive", "reference upstream: accept HTTP output batches, dedupe by idempotency key, write NDJSON");
+  receive->add_option("--listen", receive_args.listen, "HOST:PORT or :PORT (port 0: any free port)")->required();
+  receive->add_option("--out", receive_args.out_dir, "directory for DIR/<agent>/<output>/<first-seq>.ndjson")
+      ->required();
+  receive->add_option("--key", receive_args.key_files, "aes256 key file(s); when given, envelopes must be encrypted");
+  receive->add_option("--durability", receive_args.durability, "fsync (default) | os")
+      ->check(CLI::IsMember({"fsync", "os"}));
+  receive->add_option("--min-free", receive_args.min_free, "answer 503 below this free space (default 64MiB)");
+  receive->add_option("--max-body", receive_args.max_body, "largest request body, decoded (default 64MiB)");
+  receive->add_option("--max-connections", receive_args.max_connections,
+                      "concurrent connections, one thread each (default 64)")
+      ->check(CLI::Range(1, 4096));
+
   CLI::App* plugins = app.add_subcommand("plugins", "list built-in plugins and their options");
   CLI::App* version = app.add_subcommand("version", "print version, git hash, build flags, plugins");
 
@@ -53,6 +74,8 @@ int main(int argc, char** argv) {
   if (validate->parsed()) return ferry::cli::validateConfig(validate_path);
   if (buffer->parsed()) return ferry::cli::bufferTool(buffer_args);
   if (keygen->parsed()) return ferry::cli::keygen(key_type, key_out);
+  if (decode->parsed()) return ferry::cli::decode(decode_args);
+  if (receive->parsed()) return ferry::cli::receive(receive_args);
   if (plugins->parsed()) return ferry::cli::listPlugins();
   if (version->parsed()) return ferry::cli::printVersion();
   return 1;

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "agent/codec/aes_gcm.h"
+#include "agent/codec/big_endian.h"
 
 namespace ferry {
 namespace {
@@ -28,30 +29,6 @@ constexpr uint32_t kMaxRawLen = 64u << 20;
 constexpr size_t kMaxKeptScratch = 8u << 20;
 // Conservative per-DEK bound on GCM invocations (NIST SP 800-38D's 2^32).
 constexpr uint64_t kMaxNoncesPerKey = uint64_t{1} << 32;
-
-void putU16(char* p, uint16_t v) {
-  p[0] = static_cast<char>(v >> 8);
-  p[1] = static_cast<char>(v);
-}
-void putU32(char* p, uint32_t v) {
-  p[0] = static_cast<char>(v >> 24);
-  p[1] = static_cast<char>(v >> 16);
-  p[2] = static_cast<char>(v >> 8);
-  p[3] = static_cast<char>(v);
-}
-void putU64(char* p, uint64_t v) {
-  putU32(p, static_cast<uint32_t>(v >> 32));
-  putU32(p + 4, static_cast<uint32_t>(v));
-}
-uint16_t getU16(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return static_cast<uint16_t>((u[0] << 8) | u[1]);
-}
-uint32_t getU32(const char* p) {
-  const auto* u = reinterpret_cast<const unsigned char*>(p);
-  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
-}
-uint64_t getU64(const char* p) { return (uint64_t{getU32(p)} << 32) | getU32(p + 4); }
 
 std::string hexId(uint32_t id) {
   char buf[16];
@@ -84,15 +61,15 @@ Status parseLayout(std::string_view stored, Layout* out) {
   BlockHeader& h = out->header;
   h.flags = static_cast<uint8_t>(p[3]);
   if ((h.flags & ~kKnownFlags) != 0) return corruption("unknown flags " + std::to_string(h.flags));
-  h.key_id = getU32(p + 4);
-  h.seq = getU64(p + 8);
-  h.created_ms = static_cast<int64_t>(getU64(p + 16));
-  h.config_version = getU64(p + 24);
-  h.record_count = getU32(p + 32);
-  h.raw_len = getU32(p + 36);
-  const size_t agent_len = getU16(p + 40);
-  const size_t input_len = getU16(p + 42);
-  const size_t stream_len = getU16(p + 44);
+  h.key_id = be::get32(p + 4);
+  h.seq = be::get64(p + 8);
+  h.created_ms = static_cast<int64_t>(be::get64(p + 16));
+  h.config_version = be::get64(p + 24);
+  h.record_count = be::get32(p + 32);
+  h.raw_len = be::get32(p + 36);
+  const size_t agent_len = be::get16(p + 40);
+  const size_t input_len = be::get16(p + 42);
+  const size_t stream_len = be::get16(p + 44);
 
   if (h.encrypted() == (h.key_id == 0)) {
     return corruption(h.encrypted() ? "encrypted block with key id 0"
@@ -110,7 +87,7 @@ Status parseLayout(std::string_view stored, Layout* out) {
   size_t route_field = 0;  // the route's length field and bytes
   if ((h.flags & kFlagRouted) != 0) {
     if (size < kFixedHeaderLen + names_len + 2) return corruption("truncated: route length missing");
-    route_len = getU16(p + kFixedHeaderLen + names_len);
+    route_len = be::get16(p + kFixedHeaderLen + names_len);
     route_field = 2 + route_len;
   }
   const size_t header_len = kFixedHeaderLen + names_len + route_field +
@@ -204,7 +181,7 @@ Status BlockCodec::seal(const Block& block, std::string* out) {
   // Writes the payload (ends then record bytes) at `dst`, which has raw_len bytes.
   auto writePayload = [&](char* dst) {
     for (uint32_t e : ends) {
-      putU32(dst, e);
+      be::put32(dst, e);
       dst += 4;
     }
     if (data_len > 0) std::memcpy(dst, records.data().data(), data_len);
@@ -240,22 +217,22 @@ Status BlockCodec::seal(const Block& block, std::string* out) {
   h[1] = kMagic[1];
   h[2] = static_cast<char>(kVersion);
   h[3] = static_cast<char>((compress ? kFlagZstd : 0) | (encrypt ? kFlagAes : 0) | (routed ? kFlagRouted : 0));
-  putU32(h + 4, encrypt ? dek->id : 0);
-  putU64(h + 8, block.seq);
-  putU64(h + 16, static_cast<uint64_t>(block.created_ms));
-  putU64(h + 24, lin.config_version);
-  putU32(h + 32, static_cast<uint32_t>(ends.size()));
-  putU32(h + 36, raw_len);
-  putU16(h + 40, static_cast<uint16_t>(lin.agent.size()));
-  putU16(h + 42, static_cast<uint16_t>(lin.input.size()));
-  putU16(h + 44, static_cast<uint16_t>(lin.stream.size()));
+  be::put32(h + 4, encrypt ? dek->id : 0);
+  be::put64(h + 8, block.seq);
+  be::put64(h + 16, static_cast<uint64_t>(block.created_ms));
+  be::put64(h + 24, lin.config_version);
+  be::put32(h + 32, static_cast<uint32_t>(ends.size()));
+  be::put32(h + 36, raw_len);
+  be::put16(h + 40, static_cast<uint16_t>(lin.agent.size()));
+  be::put16(h + 42, static_cast<uint16_t>(lin.input.size()));
+  be::put16(h + 44, static_cast<uint16_t>(lin.stream.size()));
   char* s = h + kFixedHeaderLen;
   for (const std::string* name : {&lin.agent, &lin.input, &lin.stream}) {
     if (!name->empty()) std::memcpy(s, name->data(), name->size());
     s += name->size();
   }
   if (routed) {
-    putU16(s, static_cast<uint16_t>(lin.route.size()));
+    be::put16(s, static_cast<uint16_t>(lin.route.size()));
     std::memcpy(s + 2, lin.route.data(), lin.route.size());
     s += 2 + lin.route.size();
   }
@@ -282,7 +259,7 @@ Status BlockCodec::seal(const Block& block, std::string* out) {
       return st.withContext(what);
     }
   } else {
-    putU32(h + header_len + body_len, crc32c(std::string_view(h, header_len + body_len)));
+    be::put32(h + header_len + body_len, crc32c(std::string_view(h, header_len + body_len)));
   }
   return Status::ok();
 }
@@ -322,7 +299,7 @@ Result<Block> BlockCodec::open(std::string_view stored, uint64_t expected_seq) {
     if (!st.isOk()) return st.withContext(what);
     body = im.plain.data();
   } else {
-    const uint32_t want = getU32(stored.data() + stored.size() - kCrcLen);
+    const uint32_t want = be::get32(stored.data() + stored.size() - kCrcLen);
     const uint32_t got = crc32c(stored.substr(0, stored.size() - kCrcLen));
     if (want != got) {
       return corruption(what + ": CRC32C mismatch (stored " + hexId(want) + ", computed " +
@@ -361,7 +338,7 @@ Result<Block> BlockCodec::open(std::string_view stored, uint64_t expected_seq) {
   const char* data = payload + size_t{count} * 4;
   uint32_t prev = 0;
   for (uint32_t i = 0; i < count; ++i) {
-    const uint32_t e = getU32(payload + size_t{i} * 4);
+    const uint32_t e = be::get32(payload + size_t{i} * 4);
     if (e < prev || e > data_len) {
       return corruption(what + ": record " + std::to_string(i) + " ends at " + std::to_string(e) +
                         ", outside the payload");
@@ -384,7 +361,7 @@ Result<Block> BlockCodec::open(std::string_view stored, uint64_t expected_seq) {
   block.records.reserve(count, data_len);
   prev = 0;
   for (uint32_t i = 0; i < count; ++i) {
-    const uint32_t e = getU32(payload + size_t{i} * 4);
+    const uint32_t e = be::get32(payload + size_t{i} * 4);
     block.records.append(std::string_view(data + prev, e - prev));
     prev = e;
   }

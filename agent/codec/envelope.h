@@ -4,8 +4,10 @@
 // test vector are in docs/envelope.md.
 //
 // An envelope carries: magic, version, flags, key id, nonce, agent, stream, first seq,
-// record count, then the records as NDJSON compressed with zstd; when a key is given the
-// body is sealed with AES-256-GCM with the whole header as associated data.
+// record count, raw length and a header CRC32C, then the records as NDJSON compressed with
+// zstd; when a key is given the body is sealed with AES-256-GCM under a per-envelope key
+// (HKDF-SHA256 of the key file's key and a random salt from the nonce) with the whole header
+// as associated data, else a CRC32C of header and body follows it.
 //
 // Keys are `ferry keygen --type aes256` files (agent/codec/key_file.h); the sender and the
 // receiver share the file. Without a key the envelope is compressed and CRC-checked but

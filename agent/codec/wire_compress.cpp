@@ -91,8 +91,11 @@ Status decompressWire(WireEncoding encoding, std::string_view in, std::string* o
       if (ds == nullptr) return internalError("zstd: cannot allocate a context");
       ZSTD_inBuffer input{in.data(), in.size(), 0};
       std::string chunk(ZSTD_DStreamOutSize(), '\0');
+      // ZSTD_decompressStream returns 0 exactly when a frame is fully decoded and flushed;
+      // it continues into a following frame by itself, and rejects trailing garbage. The
+      // decoder holds nothing more once all input is consumed and it left room in `chunk`.
       size_t last = 1;
-      while (input.pos < input.size) {
+      for (;;) {
         ZSTD_outBuffer output{chunk.data(), chunk.size(), 0};
         last = ZSTD_decompressStream(ds, &output, &input);
         if (ZSTD_isError(last)) {
@@ -105,22 +108,7 @@ Status decompressWire(WireEncoding encoding, std::string_view in, std::string* o
           return invalidArgument("decoded body larger than " + std::to_string(max_out) + " bytes");
         }
         out->append(chunk.data(), output.pos);
-        if (output.pos == 0 && input.pos < input.size && last == 0) break;  // trailing garbage after a frame
-      }
-      // Flush what the decoder still holds. Only while a frame is unfinished: once one
-      // completed (last == 0), another call would start a new frame and report its header
-      // as missing, which made every complete body look truncated.
-      while (last != 0) {
-        ZSTD_outBuffer output{chunk.data(), chunk.size(), 0};
-        ZSTD_inBuffer none{nullptr, 0, 0};
-        last = ZSTD_decompressStream(ds, &output, &none);
-        if (ZSTD_isError(last)) break;
-        if (out->size() + output.pos > max_out) {
-          ZSTD_freeDStream(ds);
-          return invalidArgument("decoded body larger than " + std::to_string(max_out) + " bytes");
-        }
-        out->append(chunk.data(), output.pos);
-        if (output.pos < chunk.size()) break;
+        if (input.pos == input.size && output.pos < output.size) break;
       }
       ZSTD_freeDStream(ds);
       if (last != 0) return corruption("zstd body is truncated");
