@@ -10,6 +10,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "agent/codec/envelope.h"
 #include "ferry/log.h"
 #include "plugins/outputs/http/influx.h"
 #include "plugins/outputs/http/retry_after.h"
@@ -139,6 +140,7 @@ struct HttpOutput::Slot {
   char errbuf[CURL_ERROR_SIZE] = {};
   WireCompressor compressor;
   InfluxEncoder influx;
+  std::unique_ptr<EnvelopeSealer> sealer;  // format envelope, made with the slot
   const std::atomic<bool>* interrupted = nullptr;
 
   Slot(WireEncoding encoding, int level) : compressor(encoding, level) {}
@@ -233,15 +235,22 @@ Result<HttpOutputConfig> httpOutputConfigFromOptions(const Options& opts) {
     c.format = HttpOutputConfig::Format::kNdjson;
   } else if (format == "influx") {
     c.format = HttpOutputConfig::Format::kInflux;
+  } else if (format == "envelope") {
+    c.format = HttpOutputConfig::Format::kEnvelope;
   } else {
-    return invalidArgument(keyLocation(opts, "format") + ": must be ndjson or influx, got \"" +
-                           format + "\"");
+    return invalidArgument(keyLocation(opts, "format") +
+                           ": must be ndjson, envelope or influx, got \"" + format + "\"");
   }
   if (opts.has("compression") &&
       !parseWireEncoding(opts.getString("compression"), &c.compression)) {
     return invalidArgument(keyLocation(opts, "compression") +
                            ": must be zstd, gzip or none, got \"" +
                            opts.getString("compression") + "\"");
+  }
+  if (c.format == HttpOutputConfig::Format::kEnvelope && c.compression != WireEncoding::kZstd) {
+    return invalidArgument(keyLocation(opts, "compression") +
+                           ": an envelope is always compressed with zstd inside; leave "
+                           "compression out (compression_level still applies)");
   }
   if (opts.has("compression_level")) {
     const int64_t level = opts.getInt("compression_level");
@@ -346,6 +355,24 @@ Status HttpOutput::open(std::string_view /*committed_state*/) {
       return s.withContext("output " + name_);
     }
   }
+  // Slots made before hold a sealer with the key of the last open(); the key file may have
+  // changed since (open() is never concurrent with send()).
+  {
+    std::lock_guard lock(mu_);
+    free_.clear();
+  }
+  envelope_key_.reset();
+  if (config_.format == HttpOutputConfig::Format::kEnvelope) {
+    if (config_.envelope_key_file.empty()) {
+      logWarn(kLogComponent, "output ", name_,
+              ": format envelope without envelope_key_file: envelopes are compressed and "
+              "checksummed but NOT encrypted");
+    } else {
+      Result<KeyMaterial> key = loadKeyFile(config_.envelope_key_file);
+      if (!key) return key.status().withContext("output " + name_ + ": envelope_key_file");
+      envelope_key_ = key.value();
+    }
+  }
   if (config_.insecure_skip_verify) {
     logWarn(kLogComponent, "output ", name_,
             ": INSECURE: tls.insecure_skip_verify is on, the server's certificate and name are "
@@ -373,6 +400,9 @@ std::unique_ptr<HttpOutput::Slot> HttpOutput::takeSlot() {
   }
   auto s = std::make_unique<Slot>(config_.compression, config_.compression_level);
   s->interrupted = &interrupted_;
+  if (config_.format == HttpOutputConfig::Format::kEnvelope) {
+    s->sealer = std::make_unique<EnvelopeSealer>(envelope_key_, config_.compression_level);
+  }
   s->curl = curl_easy_init();
   if (s->curl == nullptr) return nullptr;
   CURL* h = s->curl;
@@ -456,7 +486,7 @@ Status HttpOutput::renderBody(Slot& slot, const Block& block, bool* empty) {
       break;
     }
     case HttpOutputConfig::Format::kEnvelope:
-      return internalError("envelope format is not available in this build");
+      return slot.sealer->seal(block, agent_, &slot.body);
   }
   return slot.compressor.compress(slot.raw, &slot.body);
 }
@@ -602,7 +632,7 @@ SendResult HttpOutput::classify(Slot& slot, int curl_code, long status) {
 namespace {
 
 const std::string_view kMethods[] = {"POST", "PUT"};
-const std::string_view kFormats[] = {"ndjson", "influx"};
+const std::string_view kFormats[] = {"ndjson", "envelope", "influx"};
 const std::string_view kCompressions[] = {"zstd", "gzip", "none"};
 
 const OptionSpec kTlsOptions[] = {
@@ -637,10 +667,12 @@ const OptionSpec kHttpOptions[] = {
     {.key = "headers", .type = OptionType::kStringMap,
      .help = "extra request headers (not those the output sets itself)"},
     {.key = "format", .type = OptionType::kEnum, .default_value = "ndjson",
-     .help = "body: ndjson (records, one per line) or influx (InfluxDB line protocol)",
+     .help = "body: ndjson (records, one per line), envelope (docs/envelope.md; compressed, "
+             "sealed with envelope_key_file) or influx (InfluxDB line protocol)",
      .choices = kFormats},
     {.key = "compression", .type = OptionType::kEnum, .default_value = "zstd",
-     .help = "Content-Encoding of the body", .choices = kCompressions},
+     .help = "Content-Encoding of the body (ndjson, influx; an envelope is zstd inside)",
+     .choices = kCompressions},
     {.key = "compression_level", .type = OptionType::kInt, .default_value = "0",
      .help = "zstd 1..19, gzip 1..9; 0: the codec's default (zstd 3, gzip 6)"},
     {.key = "envelope_key_file", .type = OptionType::kString,

@@ -10,6 +10,8 @@
 #include <set>
 #include <thread>
 
+#include "agent/codec/envelope.h"
+#include "agent/codec/key_file.h"
 #include "ferry/metrics.h"
 #include "tests/support/http_test_server.h"
 #include "tests/support/log_capture.h"
@@ -371,6 +373,58 @@ TEST_SUITE("output.http") {
                                    {{"reason", "influx_no_fields"}}) == 2);
   }
 
+  TEST_CASE("format envelope: sealed with the key file, no Content-Encoding") {
+    Env env;
+    TempDir dir;
+    HttpTestServer server([](const HttpRequest&) { return answer(200); });
+    const Block b = blockOf(9, "sensors", {R"({"a":1})", R"({"b":2})"});
+    SUBCASE("with a key") {
+      Result<KeyMaterial> key = writeNewKeyFile(dir.file("wire.key"));
+      REQUIRE(key.isOk());
+      auto out = makeOutput(env, {{"url", server.url()},
+                                  {"format", std::string("envelope")},
+                                  {"envelope_key_file", dir.file("wire.key")}});
+      CHECK(out->send(b, in(5s)).kind == SendResult::Kind::kDelivered);
+      REQUIRE(server.requestCount() == 1);
+      const HttpRequest req = server.requests()[0];
+      CHECK(req.header("Content-Type") == "application/vnd.ferry.envelope");
+      CHECK(req.header("Content-Encoding").empty());
+      CHECK(req.header("Idempotency-Key") == "gw-01/up/9");
+      const KeyMaterial keys[] = {key.value()};
+      Result<OpenedEnvelope> opened = openEnvelope(req.body, keys, true, 1 << 20);
+      REQUIRE(opened.isOk());
+      CHECK(opened->info.encrypted());
+      CHECK(opened->info.agent == "gw-01");
+      CHECK(opened->info.stream == "sensors");
+      CHECK(opened->info.first_seq == 9);
+      CHECK(opened->info.count == 2);
+      CHECK(opened->ndjson == "{\"a\":1}\n{\"b\":2}\n");
+      CHECK(req.body.find("\"a\":1") == std::string::npos);
+    }
+    SUBCASE("without a key: unencrypted, warned") {
+      LogCapture logs;
+      auto out = makeOutput(env, {{"url", server.url()}, {"format", std::string("envelope")}});
+      CHECK(logs.count("NOT encrypted") == 1);
+      CHECK(out->send(b, in(5s)).kind == SendResult::Kind::kDelivered);
+      REQUIRE(server.requestCount() == 1);
+      Result<OpenedEnvelope> opened = openEnvelope(server.requests()[0].body, {}, false, 1 << 20);
+      REQUIRE(opened.isOk());
+      CHECK_FALSE(opened->info.encrypted());
+      CHECK(opened->ndjson == "{\"a\":1}\n{\"b\":2}\n");
+    }
+    SUBCASE("a missing key file fails open()") {
+      Result<HttpOutputConfig> cfg = httpOutputConfigFromOptions(
+          optionsOf({{"url", server.url()},
+                     {"format", std::string("envelope")},
+                     {"envelope_key_file", dir.file("absent.key")}}));
+      REQUIRE(cfg.isOk());
+      HttpOutput out(std::move(cfg).value(), env.ctx);
+      const Status s = out.open("");
+      CHECK(s.code() == StatusCode::kNotFound);
+      CHECK(s.message().find("absent.key") != std::string::npos);
+    }
+  }
+
   TEST_CASE("configuration errors name the key") {
     const std::string url = "http://127.0.0.1:9/x";
     CHECK(configError({}).code() == StatusCode::kInvalidArgument);
@@ -410,6 +464,10 @@ TEST_SUITE("output.http") {
                     .isOk());
     CHECK_FALSE(configError({{"url", std::string("https://h/")},
                              {"tls.cert_file", std::string("/c.pem")}})
+                    .isOk());
+    CHECK_FALSE(configError({{"url", url}, {"envelope_key_file", std::string("/k")}}).isOk());
+    CHECK_FALSE(configError({{"url", url}, {"format", std::string("envelope")},
+                             {"compression", std::string("gzip")}})
                     .isOk());
   }
 
