@@ -108,12 +108,12 @@ std::string keygen(TempDir& dir) {
 }
 
 std::string agentConfig(TempDir& dir, const std::string& inputs, const std::string& output_extra,
-                        const std::string& url, const std::string& more_outputs = {}) {
+                        const std::string& url, const std::string& more_outputs = {}, int block_records = 2000) {
   return "agent: { id: gw-7, data_dir: " + dir.file("data") + " }\n"
          "buffer:\n"
          "  durability: fsync\n"
          "  encryption: { key_file: " + dir.file("at-rest.key") + " }\n"
-         "  block: { max_records: 2000, max_wait: 20ms }\n"
+         "  block: { max_records: " + std::to_string(block_records) + ", max_wait: 20ms }\n"
          "inputs:\n" + inputs +
          "outputs:\n"
          "  - name: up\n"
@@ -122,8 +122,9 @@ std::string agentConfig(TempDir& dir, const std::string& inputs, const std::stri
          "    compression: zstd\n" + output_extra + more_outputs;
 }
 
-std::string tailInput(const std::string& name, const std::string& path) {
-  return "  - { name: " + name + ", type: tail, paths: [" + path + "], format: json, poll_interval: 20ms }\n";
+std::string tailInput(const std::string& name, const std::string& path, int batch_records = 1000) {
+  return "  - { name: " + name + ", type: tail, paths: [" + path + "], format: json, poll_interval: 20ms,"
+         " batch_max_records: " + std::to_string(batch_records) + " }\n";
 }
 
 }  // namespace
@@ -201,13 +202,16 @@ TEST_SUITE("integration.http") {
       // 300 ms up, 300 ms down, ...
       auto phase = std::chrono::duration_cast<std::chrono::milliseconds>(r.at - t0).count() / 300;
       if (phase % 2 == 1) return HttpReply{HttpReply::Action::kReply, 503, {{"Retry-After", "0"}}, "flapping"};
+      // A slow upstream (~10 ms a batch), so that the run lasts long enough for the kills
+      // to land while data flows.
+      std::this_thread::sleep_for(20ms);
       received.add(r);
       return HttpReply{};
     });
     writeFile(dir.file("ferry.yaml"),
-              agentConfig(dir, tailInput("a", dir.file("a.log")) + tailInput("b", dir.file("b.log")),
-                          "    window: 4\n    timeout: 2s\n    retry: { initial: 20ms, max: 200ms }\n",
-                          server.url("/ingest")));
+              agentConfig(dir, tailInput("a", dir.file("a.log"), 250) + tailInput("b", dir.file("b.log"), 250),
+                          "    window: 2\n    timeout: 2s\n    retry: { initial: 20ms, max: 200ms }\n",
+                          server.url("/ingest"), {}, /*block_records=*/250));
     std::mt19937 rng(20261124);
     std::uniform_int_distribution<int> run_ms(150, 900);
     int mid_stream = 0;
@@ -218,12 +222,15 @@ TEST_SUITE("integration.http") {
       REQUIRE(agent.wait(10s) == 128 + SIGKILL);
       if (received.count() < kLines) ++mid_stream;
     }
+    MESSAGE("kills while records were still undelivered: ", mid_stream, " of 10");
     CHECK(mid_stream >= 5);  // the kills hit while data was flowing
     Process agent({FERRY_BINARY, "run", "-c", dir.file("ferry.yaml")}, dir.path().string(), "agent");
-    INFO("agent stderr: ", agent.stderrText());
+    REQUIRE(eventually([&] { return agent.stderrText().find("started agent") != std::string::npos; }, 10s));
     REQUIRE(eventually([&] { return received.count() >= kLines; }, 60s));
     agent.signal(SIGTERM);
-    CHECK(agent.wait(10s) == 0);
+    auto code = agent.wait(10s);
+    INFO("agent stderr: ", agent.stderrText());
+    CHECK(code == 0);
 
     std::lock_guard lock(received.mu);
     CHECK(received.identity_mismatches == 0);  // a replayed batch is the same batch

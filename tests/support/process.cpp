@@ -25,7 +25,11 @@ Process::Process(std::vector<std::string> argv, const std::string& out_dir, cons
   if (pid_ == 0) {
     ::dup2(stdout_fd >= 0 ? stdout_fd : out, STDOUT_FILENO);
     ::dup2(err, STDERR_FILENO);
-    // The test runner may block signals; the child starts with a clean mask.
+    // The test runner's own signal handlers (doctest reports crashes) must not run in the
+    // child if a signal arrives before execv; then the child starts with a clean mask.
+    for (int sig : {SIGTERM, SIGINT, SIGHUP, SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGPIPE}) {
+      ::signal(sig, SIG_DFL);
+    }
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -334,7 +334,11 @@ HttpOutput::HttpOutput(HttpOutputConfig config, const PluginContext& ctx)
       agent_(ctx.agent_id),
       name_(ctx.name),
       clock_(ctx.clock != nullptr ? ctx.clock : &systemClock()),
-      metrics_(ctx.metrics) {
+      metrics_(ctx.metrics),
+      wire_bytes_(ctx.metrics == nullptr
+                      ? nullptr
+                      : &ctx.metrics->counter("ferry_output_wire_bytes_total", {{"output", ctx.name}},
+                                              "request body bytes sent upstream (every attempt, after compression)")) {
   initCurlOnce();
   switch (config_.format) {
     case HttpOutputConfig::Format::kNdjson: content_type_ = "application/x-ndjson"; break;
@@ -577,6 +581,10 @@ SendResult HttpOutput::send(const Block& block, SteadyTime deadline) {
   const CURLcode rc = curl_easy_perform(h);
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+  curl_off_t uploaded = 0;
+  if (wire_bytes_ != nullptr && curl_easy_getinfo(h, CURLINFO_SIZE_UPLOAD_T, &uploaded) == CURLE_OK && uploaded > 0) {
+    wire_bytes_->add(static_cast<uint64_t>(uploaded));
+  }
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, nullptr);
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, nullptr);
   curl_slist_free_all(headers);

@@ -103,6 +103,7 @@ class HttpOutput final : public Output {
   std::string name_;
   const Clock* clock_;
   MetricsRegistry* metrics_;
+  Counter* wire_bytes_ = nullptr;  // request body bytes put on the wire, every attempt
   std::string content_type_;
   std::optional<KeyMaterial> envelope_key_;  // loaded by open()
   std::atomic<bool> interrupted_{false};
