@@ -195,17 +195,21 @@ bool Sender::deadLetter(const Slot& slot, const std::string& state) {
            " (ferry buffer export --dead-letters)");
   // A forwarded dead letter that is refused again stays in the queue only: no loops.
   if (options_.forward_dead_letters && b.lineage.route.empty()) {
-    SteadyTime until = clock_.now() + std::chrono::seconds(60);
-    {
-      std::lock_guard lock(mu_);
-      if (stop_) until = std::min(until, deadline_);
-    }
-    Status st = options_.forward_dead_letters(b, reason, until);
-    if (!st.isOk()) {
-      // Not acked: the block is sent (and refused, and forwarded) again after a restart.
-      logError("output", options_.name, ": forwarding the dead letters of block ", b.seq, " failed: ",
-               st.toString(), "; the block stays in the buffer");
-      return false;
+    for (int attempt = 1;; ++attempt) {
+      SteadyTime until = clock_.now() + std::chrono::seconds(30);
+      {
+        std::lock_guard lock(mu_);
+        if (stop_) until = std::min(until, deadline_);
+      }
+      Status st = options_.forward_dead_letters(b, reason, until);
+      if (st.isOk()) break;
+      // Not acked until forwarded: the block holds the output back (or is sent, refused and
+      // forwarded again after a restart).
+      if (attempt == 1 || attempt % 60 == 0) {
+        logError("output", options_.name, ": forwarding the dead letters of block ", b.seq, " failed: ",
+                 st.toString(), "; the block stays in the buffer, retrying");
+      }
+      if (mustStop() || !pause(std::chrono::seconds(1))) return false;
     }
   }
   Status st = buffer_.deadLetter(options_.name, b, reason, state);
@@ -221,34 +225,38 @@ bool Sender::deadLetter(const Slot& slot, const std::string& state) {
 bool Sender::commitHead(std::string* state) {
   uint64_t ack_seq = 0;
   for (;;) {
-    std::unique_ptr<Slot> s;
+    Slot* s = nullptr;
     {
       std::lock_guard lock(mu_);
       if (slots_.empty() || slots_.front()->phase != Slot::Phase::kDone ||
           slots_.front()->result.kind == SendResult::Kind::kRetry) {
         break;
       }
-      s = std::move(slots_.front());
-      slots_.pop_front();
+      s = slots_.front().get();  // done: no worker touches it any more
     }
     const Block& b = *s->block;
     if (s->skip) {
       ack_seq = b.seq;
-      continue;
-    }
-    if (s->result.kind == SendResult::Kind::kDelivered) {
+    } else if (s->result.kind == SendResult::Kind::kDelivered) {
       if (!s->result.commit_state.empty()) *state = std::move(s->result.commit_state);
       records_out_.add(b.records.size());
       bytes_out_.add(b.records.bytes());
       latency_.observe(static_cast<double>(std::max<int64_t>(0, clock_.wallMs() - b.created_ms)) / 1000.0,
                        b.records.size());
       ack_seq = b.seq;
-      continue;
+    } else {
+      // Rejected: the acks before it first, then its dead-letter write (which acks it).
+      if (ack_seq != 0) flushAck(ack_seq, *state);
+      ack_seq = 0;
+      if (!deadLetter(*s, *state)) {
+        // Not kept (stopping): it stays unacked and holds back everything after it.
+        std::lock_guard lock(mu_);
+        s->phase = Slot::Phase::kFailed;
+        return false;
+      }
     }
-    // Rejected: the acks before it first, then its dead-letter write (which acks it).
-    if (ack_seq != 0) flushAck(ack_seq, *state);
-    ack_seq = 0;
-    if (!deadLetter(*s, *state)) return false;
+    std::lock_guard lock(mu_);
+    slots_.pop_front();
   }
   if (ack_seq != 0) flushAck(ack_seq, *state);
   return true;

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <thread>
@@ -344,5 +345,62 @@ TEST_SUITE("core.sender.window") {
     s->join();
     CHECK(std::chrono::steady_clock::now() - t0 < 2s);
     CHECK(buf.cursor("o") == 2);
+  }
+}
+
+TEST_SUITE("core.sender.dead_letters") {
+  TEST_CASE_FIXTURE(WindowFixture, "a dead letter that cannot be forwarded is not acked, nor is anything after it") {
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    SenderOptions so;
+    so.name = "o";
+    so.initial_backoff = 1ms;
+    so.max_backoff = 5ms;
+    so.window = 3;
+    std::atomic<int> forward_calls{0};
+    so.forward_dead_letters = [&](const Block&, std::string_view, SteadyTime) {
+      ++forward_calls;
+      return cancelled("agent is stopping");
+    };
+    auto s = std::make_unique<Sender>(so, std::make_unique<WindowOutput>(shared), buf, metrics, systemClock());
+    append(3);
+    s->start();
+    REQUIRE(shared.waitAttempts(3, 5s));
+    shared.answer(2, SendResult::delivered());
+    shared.answer(3, SendResult::delivered());
+    shared.answer(1, SendResult::rejected("HTTP 400"));
+    CHECK(eventuallyTrue([&] { return forward_calls >= 1; }));
+    std::this_thread::sleep_for(50ms);
+    CHECK(buf.cursor("o") == 0);  // held back while forwarding fails
+    s->stop(false, std::chrono::steady_clock::now() + 1s);
+    s->join();
+    CHECK(buf.cursor("o") == 0);
+    CHECK(buf.stats().dead_letter_records == 0);
+    CHECK(metrics.counterValue("ferry_dead_letter_records_total", {{"output", "o"}}) == 0);
+  }
+
+  TEST_CASE_FIXTURE(WindowFixture, "forwarded dead letters: forward first, then kept and acked") {
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    SenderOptions so;
+    so.name = "o";
+    so.window = 1;
+    std::vector<uint64_t> forwarded;
+    so.forward_dead_letters = [&](const Block& b, std::string_view reason, SteadyTime) {
+      CHECK(reason == "HTTP 422: nope");
+      CHECK(buf.stats().dead_letter_records == 0);  // before the dead-letter write
+      forwarded.push_back(b.seq);
+      return Status::ok();
+    };
+    auto s = std::make_unique<Sender>(so, std::make_unique<WindowOutput>(shared), buf, metrics, systemClock());
+    append(2);
+    shared.answer(1, SendResult::rejected("HTTP 422: nope"));
+    shared.answer(2, SendResult::delivered());
+    s->start();
+    CHECK(eventuallyTrue([&] { return buf.cursor("o") == 2; }));
+    s->stop(false, std::chrono::steady_clock::now() + 1s);
+    s->join();
+    CHECK(forwarded == std::vector<uint64_t>{1});
+    CHECK(buf.stats().dead_letter_records == 1);
   }
 }
