@@ -12,7 +12,6 @@ namespace ferry {
 
 namespace {
 constexpr Duration kDownAfter = std::chrono::seconds(30);
-constexpr size_t kReadAhead = 64;
 std::string ms(Duration d) { return formatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(d)); }
 }  // namespace
 
@@ -312,7 +311,8 @@ void Sender::loop() {
       if (in_window >= window_) break;
       if (ahead.empty()) {
         Duration wait = in_window == 0 ? Duration(std::chrono::milliseconds(200)) : Duration::zero();
-        auto blocks = buffer_.read(options_.name, read_pos, kReadAhead, wait);
+        // Read ahead a little: decoded blocks waiting here are memory (up to a block each).
+        auto blocks = buffer_.read(options_.name, read_pos, std::max<size_t>(4, 2 * window_), wait);
         if (!blocks.isOk()) {
           if (blocks.status().code() == StatusCode::kCancelled) {
             ended = true;
