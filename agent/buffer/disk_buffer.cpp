@@ -757,7 +757,14 @@ Status DiskBuffer::storeCursor(std::string_view output, uint64_t seq, std::strin
   // Cursor writes are serialised with their RocksDB write: a release computed from another
   // output's cursor must not reach the disk before that cursor does.
   std::lock_guard write_lock(cursor_write_mu_);
+  return storeCursorLocked(output, seq, commit_state, extra, nullptr);
+}
+
+Status DiskBuffer::storeCursorLocked(std::string_view output, uint64_t seq, std::string_view commit_state,
+                                     const std::function<Status(void* write_batch)>& extra, bool* wrote) {
+  if (wrote != nullptr) *wrote = false;
   rocksdb::WriteBatch batch;
+  Cursor before;
   {
     std::lock_guard lock(mu_);
     auto c = cursors_.find(output);
@@ -765,6 +772,7 @@ Status DiskBuffer::storeCursor(std::string_view output, uint64_t seq, std::strin
     if (seq < c->second.seq || (seq == c->second.seq && commit_state.empty())) return Status::ok();
     if (seq >= next_seq_) return invalidArgument("ack of sequence " + std::to_string(seq) + " not yet written");
     if (extra) FERRY_RETURN_IF_ERROR(extra(&batch));
+    before = c->second;
     c->second.seq = seq;
     if (!commit_state.empty()) c->second.state = commit_state;
     std::string v;
@@ -775,13 +783,22 @@ Status DiskBuffer::storeCursor(std::string_view output, uint64_t seq, std::strin
     updateGaugesLocked();
   }
   // Not synced: losing an ack on power loss only replays blocks (at-least-once).
-  return fromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "storing the cursor of " + std::string(output));
+  Status st = fromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "storing the cursor of " + std::string(output));
+  if (!st.isOk()) {
+    // The cursor stays where the disk has it, so the ack (or dead letter) can be retried.
+    std::lock_guard lock(mu_);
+    auto c = cursors_.find(output);
+    if (c != cursors_.end() && c->second.seq == seq) c->second = before;
+    return st;
+  }
+  if (wrote != nullptr) *wrote = true;
+  return st;
 }
 
 // Dead-letter queue values: at_ms i64 | output_len u16 | output | reason_len u32 | reason
 // | the block exactly as stored (sealed), so it stays encrypted at rest.
-Status DiskBuffer::deadLetter(std::string_view output, const Block& block, std::string_view reason,
-                              std::string_view commit_state) {
+Result<uint64_t> DiskBuffer::deadLetter(std::string_view output, const Block& block, std::string_view reason,
+                                        std::string_view commit_state) {
   if (options_.read_only) return Status(StatusCode::kFailedPrecondition, "buffer opened read-only");
   if (dead_letters_cf_ == nullptr) return Status(StatusCode::kFailedPrecondition, "no dead-letter queue");
   // The stored form of the block: still there, the cursor has not passed it. Gone only if
@@ -790,41 +807,59 @@ Status DiskBuffer::deadLetter(std::string_view output, const Block& block, std::
   rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), blocks_cf_, seqKey(block.seq), &stored);
   if (!got.ok() && !got.IsNotFound()) return fromRocks(got, "reading block " + std::to_string(block.seq));
   const uint64_t cap = deadLetterCap();
+  // The queue's bookkeeping is guarded by cursor_write_mu_, held across the write; it is
+  // changed only once the write succeeded.
+  std::lock_guard write_lock(cursor_write_mu_);
+  uint64_t id = 0;
+  uint64_t entry_bytes = 0;
+  size_t evict = 0;
   uint64_t evicted_records = 0;
-  Status st = storeCursor(output, block.seq, commit_state, [&](void* wb) -> Status {
-    if (!got.ok()) return Status::ok();
-    auto& batch = *static_cast<rocksdb::WriteBatch*>(wb);
-    // cursor_write_mu_ is held: the queue's bookkeeping is ours.
-    std::string v;
-    putU64(v, static_cast<uint64_t>(clock_.wallMs()));
-    const auto out_len = static_cast<uint16_t>(std::min<size_t>(output.size(), 0xFFFF));
-    v.push_back(static_cast<char>(out_len >> 8));
-    v.push_back(static_cast<char>(out_len & 0xff));
-    v.append(output.substr(0, out_len));
-    const std::string_view why = reason.substr(0, 4096);
-    putU32(v, static_cast<uint32_t>(why.size()));
-    v.append(why);
-    v.append(stored);
-    const uint64_t id = next_dead_letter_id_++;
-    batch.Put(dead_letters_cf_, seqKey(id), v);
-    dead_letters_.push_back({id, v.size(), block.records.size()});
-    dead_letter_bytes_ += v.size();
-    dead_letter_records_ += block.records.size();
-    while (dead_letter_bytes_ > cap && dead_letters_.size() > 1) {
-      const DeadLetterEntry& old = dead_letters_.front();
-      batch.Delete(dead_letters_cf_, seqKey(old.id));
-      dead_letter_bytes_ -= old.bytes;
-      dead_letter_records_ -= old.records;
-      evicted_records += old.records;
-      dead_letters_.pop_front();
-    }
-    return Status::ok();
-  });
+  uint64_t evicted_bytes = 0;
+  bool wrote = false;
+  Status st = storeCursorLocked(
+      output, block.seq, commit_state,
+      [&](void* wb) -> Status {
+        if (!got.ok()) return Status::ok();
+        auto& batch = *static_cast<rocksdb::WriteBatch*>(wb);
+        std::string v;
+        putU64(v, static_cast<uint64_t>(clock_.wallMs()));
+        const auto out_len = static_cast<uint16_t>(std::min<size_t>(output.size(), 0xFFFF));
+        v.push_back(static_cast<char>(out_len >> 8));
+        v.push_back(static_cast<char>(out_len & 0xff));
+        v.append(output.substr(0, out_len));
+        const std::string_view why = reason.substr(0, 4096);
+        putU32(v, static_cast<uint32_t>(why.size()));
+        v.append(why);
+        v.append(stored);
+        id = next_dead_letter_id_;
+        entry_bytes = v.size();
+        batch.Put(dead_letters_cf_, seqKey(id), v);
+        uint64_t total = dead_letter_bytes_.load() + entry_bytes;
+        for (const DeadLetterEntry& old : dead_letters_) {
+          if (total <= cap) break;
+          batch.Delete(dead_letters_cf_, seqKey(old.id));
+          total -= old.bytes;
+          evicted_bytes += old.bytes;
+          evicted_records += old.records;
+          ++evict;
+        }
+        return Status::ok();
+      },
+      &wrote);
+  if (!st.isOk()) return st;
+  if (!wrote || id == 0) return uint64_t{0};  // already acked, or the block was dropped by a bound
+  next_dead_letter_id_ = id + 1;
+  dead_letters_.erase(dead_letters_.begin(), dead_letters_.begin() + static_cast<std::ptrdiff_t>(evict));
+  dead_letters_.push_back({id, entry_bytes, block.records.size()});
+  dead_letter_bytes_ += entry_bytes;
+  dead_letter_bytes_ -= evicted_bytes;
+  dead_letter_records_ += block.records.size();
+  dead_letter_records_ -= evicted_records;
   if (evicted_records > 0) {
     drops_.drop("dead_letter_overflow", evicted_records,
                 "the dead-letter queue is full (" + formatSize(cap) + "); its oldest entries made room");
   }
-  return st;
+  return id;
 }
 
 uint64_t DiskBuffer::deadLetterCap() const { return std::max<uint64_t>(options_.max_bytes / 8, 1u << 20); }

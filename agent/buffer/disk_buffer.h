@@ -94,8 +94,8 @@ class DiskBuffer final : public Buffer {
   Result<std::vector<BlockRef>> read(std::string_view output, uint64_t after_seq, size_t max_blocks,
                                      Duration wait) override;
   Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) override;
-  Status deadLetter(std::string_view output, const Block& block, std::string_view reason,
-                    std::string_view commit_state) override;
+  Result<uint64_t> deadLetter(std::string_view output, const Block& block, std::string_view reason,
+                              std::string_view commit_state) override;
   Status forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const override;
   uint64_t cursor(std::string_view output) const override;
   std::string commitState(std::string_view output) const override;
@@ -145,6 +145,9 @@ class DiskBuffer final : public Buffer {
   // `extra` (may be null) adds to the same write batch, after the cursor change was accepted.
   Status storeCursor(std::string_view output, uint64_t seq, std::string_view commit_state,
                      const std::function<Status(void* write_batch)>& extra = nullptr);
+  // cursor_write_mu_ held. `wrote`: set when the cursor moved and the write succeeded.
+  Status storeCursorLocked(std::string_view output, uint64_t seq, std::string_view commit_state,
+                           const std::function<Status(void* write_batch)>& extra, bool* wrote);
   Status loadDeadLetters();
   uint64_t deadLetterCap() const;
   std::unique_ptr<BlockCodec> takeCodec();

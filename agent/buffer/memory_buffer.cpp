@@ -154,17 +154,19 @@ Status MemoryBuffer::ack(std::string_view output, uint64_t seq, std::string_view
   return Status::ok();
 }
 
-Status MemoryBuffer::deadLetter(std::string_view output, const Block& block, std::string_view reason,
-                                std::string_view commit_state) {
+Result<uint64_t> MemoryBuffer::deadLetter(std::string_view output, const Block& block, std::string_view reason,
+                                          std::string_view commit_state) {
   uint64_t evicted = 0;
+  uint64_t id = 0;
   const uint64_t cap = std::max<uint64_t>(limits_.max_bytes / 8, 1u << 20);
   {
     std::lock_guard lock(mu_);
     auto c = cursors_.find(output);
     if (c == cursors_.end()) return notFound("output " + std::string(output) + " is not declared");
-    if (block.seq > c->second) {
+    const bool held = std::any_of(log_.begin(), log_.end(), [&](const BlockRef& b) { return b->seq == block.seq; });
+    if (block.seq > c->second && held) {
       DeadLetter d;
-      d.id = next_dead_letter_id_++;
+      d.id = id = next_dead_letter_id_++;
       d.output = std::string(output);
       d.reason = std::string(reason.substr(0, 4096));
       d.at_ms = clock_.wallMs();
@@ -187,7 +189,8 @@ Status MemoryBuffer::deadLetter(std::string_view output, const Block& block, std
     drops_.drop("dead_letter_overflow", evicted,
                 "the dead-letter queue is full (" + formatSize(cap) + "); its oldest entries made room");
   }
-  return ack(output, block.seq, commit_state);
+  FERRY_RETURN_IF_ERROR(ack(output, block.seq, commit_state));
+  return id;
 }
 
 Status MemoryBuffer::forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const {

@@ -36,8 +36,8 @@ class MemoryBuffer final : public Buffer {
   Result<std::vector<BlockRef>> read(std::string_view output, uint64_t after_seq, size_t max_blocks,
                                      Duration wait) override;
   Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) override;
-  Status deadLetter(std::string_view output, const Block& block, std::string_view reason,
-                    std::string_view commit_state) override;
+  Result<uint64_t> deadLetter(std::string_view output, const Block& block, std::string_view reason,
+                              std::string_view commit_state) override;
   Status forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const override;
   uint64_t cursor(std::string_view output) const override;
   std::string commitState(std::string_view output) const override;

@@ -19,34 +19,46 @@ namespace {
 // Where one output's dead letters are forwarded: an emitter of the generation's pipeline
 // whose blocks are routed to the target output. Shared with the sender (which may outlive
 // the generation when abandoned), so retire() detaches the emitter under the mutex.
+// Each queue entry is emitted with the checkpoint "<routed input>/forwarded" = its id, so
+// the position commits with the forwarded records; entries above it are forwarded again
+// after a restart (forwardBacklog), none twice.
 struct DeadLetterRoute {
   std::mutex mu;
   Emitter* emitter = nullptr;
   Buffer* buffer = nullptr;
   std::string source_output;
-  std::string checkpoint_key;  // "<routed input>/forwarded": seq of the last forwarded block
+  std::string checkpoint_key;
+  uint64_t emitted_up_to = 0;  // this run; guarded by mu
 };
 
-Status forwardDeadLetters(DeadLetterRoute& route, const Clock& clock, const Block& refused, std::string_view reason,
-                          SteadyTime deadline) {
-  const std::string seq_text = std::to_string(refused.seq);
-  auto already = route.buffer->checkpoint(route.checkpoint_key);
-  if (already && std::strtoull(already->c_str(), nullptr, 10) >= refused.seq) return Status::ok();  // before a crash
+uint64_t forwardedUpTo(DeadLetterRoute& route) {
+  auto v = route.buffer->checkpoint(route.checkpoint_key);
+  return v ? std::strtoull(v->c_str(), nullptr, 10) : 0;
+}
+
+Status forwardDeadLetter(DeadLetterRoute& route, uint64_t id, const Block& refused, std::string_view reason,
+                         int64_t at_ms) {
+  std::lock_guard lock(route.mu);
+  if (route.emitter == nullptr) return cancelled("agent is stopping");
+  if (id <= route.emitted_up_to || id <= forwardedUpTo(route)) return Status::ok();
   RecordBatch wrapped;
-  wrapDeadLetters({route.source_output, reason, refused.lineage.stream, refused.seq, clock.wallMs()}, refused.records,
+  wrapDeadLetters({route.source_output, reason, refused.lineage.stream, refused.seq, at_ms}, refused.records,
                   &wrapped);
-  {
-    std::lock_guard lock(route.mu);
-    if (route.emitter == nullptr) return cancelled("agent is stopping");
-    FERRY_RETURN_IF_ERROR(route.emitter->emitWithCheckpoint(wrapped, {"forwarded", seq_text}, refused.lineage.stream));
-  }
-  // Committed before the refused block is acked, so a crash in between forwards it again
-  // at worst, never loses it.
-  while (route.buffer->checkpoint(route.checkpoint_key) != seq_text) {
-    if (clock.now() >= deadline) return Status(StatusCode::kDeadlineExceeded, "the forwarded dead letters were not committed in time");
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  FERRY_RETURN_IF_ERROR(
+      route.emitter->emitWithCheckpoint(wrapped, {"forwarded", std::to_string(id)}, refused.lineage.stream));
+  route.emitted_up_to = id;
   return Status::ok();
+}
+
+void forwardBacklog(DeadLetterRoute& route) {
+  const uint64_t done = forwardedUpTo(route);
+  size_t n = 0;
+  Status st = route.buffer->forEachDeadLetter([&](const DeadLetter& d) {
+    if (d.id <= done || d.output != route.source_output || !d.block.lineage.route.empty()) return;
+    if (forwardDeadLetter(route, d.id, d.block, d.reason, d.at_ms).isOk()) ++n;
+  });
+  if (!st.isOk()) logWarn("agent", "reading the dead-letter queue of ", route.source_output, ": ", st.toString());
+  if (n > 0) logInfo("agent", "forwarded ", n, " dead letter(s) of ", route.source_output, " left from the last run");
 }
 }  // namespace
 
@@ -147,6 +159,7 @@ Result<std::unique_ptr<Agent::Generation>> Agent::build(const Config& config) {
     so.max_backoff = out.retry.max_backoff;
     so.send_timeout = out.retry.timeout;
     so.window = out.retry.window;
+    for (const PluginInstance& o : config.outputs) so.outputs.push_back(o.name);
     if (!out.retry.dead_letter_output.empty()) {
       auto route = std::make_shared<DeadLetterRoute>();
       const std::string input = "dead_letters/" + out.name;
@@ -156,9 +169,10 @@ Result<std::unique_ptr<Agent::Generation>> Agent::build(const Config& config) {
       route->checkpoint_key = input + "/forwarded";
       g->dead_letter_routes.push_back(route);
       const Clock& clock = clock_;
-      so.forward_dead_letters = [route, &clock](const Block& refused, std::string_view reason, SteadyTime deadline) {
-        return forwardDeadLetters(*route, clock, refused, reason, deadline);
+      so.forward_dead_letters = [route, &clock](uint64_t id, const Block& refused, std::string_view reason) {
+        return forwardDeadLetter(*route, id, refused, reason, clock.wallMs());
       };
+      so.forward_backlog = [route] { forwardBacklog(*route); };
     }
     g->senders.push_back(std::make_unique<Sender>(so, std::move(output).value(), *buffer_, metrics_, clock_));
     g->output_names.push_back(out.name);

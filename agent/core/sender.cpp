@@ -71,6 +71,16 @@ bool Sender::joinUntil(SteadyTime deadline) {
   {
     std::unique_lock lock(mu_);
     // Real time: the deadline comes from the agent's clock, which is the steady clock.
+    // A draining stop ends at its own deadline: sends still in flight then are interrupted.
+    if (stop_ && drain_ && deadline_ < deadline) {
+      cv_.wait_until(lock, deadline_, [&] { return finished_; });
+      if (!finished_) {
+        lock.unlock();
+        output_->interrupt();
+        cv_.notify_all();
+        lock.lock();
+      }
+    }
     while (!finished_) {
       if (cv_.wait_until(lock, deadline) == std::cv_status::timeout && !finished_) return false;
     }
@@ -188,36 +198,39 @@ bool Sender::flushAck(uint64_t seq, const std::string& state) {
 bool Sender::deadLetter(const Slot& slot, const std::string& state) {
   const Block& b = *slot.block;
   const std::string& reason = slot.result.reason;
-  logError("output", options_.name, ": block ", b.seq, " (", b.records.size(), " records of stream ",
-           b.lineage.stream, ") refused: ", reason, "; kept in the dead-letter queue",
-           options_.forward_dead_letters && b.lineage.route.empty() ? " and forwarded" : "",
-           " (ferry buffer export --dead-letters)");
-  // A forwarded dead letter that is refused again stays in the queue only: no loops.
-  if (options_.forward_dead_letters && b.lineage.route.empty()) {
-    for (int attempt = 1;; ++attempt) {
-      SteadyTime until = clock_.now() + std::chrono::seconds(30);
-      {
-        std::lock_guard lock(mu_);
-        if (stop_) until = std::min(until, deadline_);
-      }
-      Status st = options_.forward_dead_letters(b, reason, until);
-      if (st.isOk()) break;
-      // Not acked until forwarded: the block holds the output back (or is sent, refused and
-      // forwarded again after a restart).
-      if (attempt == 1 || attempt % 60 == 0) {
-        logError("output", options_.name, ": forwarding the dead letters of block ", b.seq, " failed: ",
-                 st.toString(), "; the block stays in the buffer, retrying");
-      }
-      if (mustStop() || !pause(std::chrono::seconds(1))) return false;
+  // Kept and acked in one write; retried while the storage fails (the block holds the
+  // output back meanwhile, nothing after it is acked).
+  uint64_t id = 0;
+  for (int attempt = 1;; ++attempt) {
+    auto kept = buffer_.deadLetter(options_.name, b, reason, state);
+    if (kept.isOk()) {
+      id = *kept;
+      break;
     }
+    if (attempt == 1 || attempt % 60 == 0) {
+      logError("output", options_.name, ": keeping block ", b.seq, " in the dead-letter queue failed: ",
+               kept.status().toString(), "; retrying");
+    }
+    if (mustStop() || !pause(std::chrono::seconds(1))) return false;
   }
-  Status st = buffer_.deadLetter(options_.name, b, reason, state);
-  if (!st.isOk()) {
-    logError("output", options_.name, ": keeping block ", b.seq, " in the dead-letter queue failed: ",
-             st.toString(), "; it is counted and passed");
-    flushAck(b.seq, state);
+  if (id == 0) {
+    logWarn("output", options_.name, ": block ", b.seq, " refused (", reason,
+            ") after a buffer bound had already dropped it (counted in ferry_dropped_records_total)");
+    return true;
   }
   dead_letters_.add(b.records.size());
+  // A forwarded dead letter that is refused again stays in the queue only: no loops.
+  const bool forward = options_.forward_dead_letters && b.lineage.route.empty();
+  logError("output", options_.name, ": block ", b.seq, " (", b.records.size(), " records of stream ",
+           b.lineage.stream, ") refused: ", reason, "; kept in the dead-letter queue",
+           forward ? " and forwarded" : "", " (ferry buffer export --dead-letters)");
+  if (forward) {
+    Status st = options_.forward_dead_letters(id, b, reason);
+    if (!st.isOk()) {
+      logWarn("output", options_.name, ": forwarding dead letter ", id, ": ", st.toString(),
+              "; it stays in the queue and is forwarded at the next start");
+    }
+  }
   return true;
 }
 
@@ -262,6 +275,7 @@ bool Sender::commitHead(std::string* state) {
 }
 
 void Sender::loop() {
+  if (options_.forward_backlog) options_.forward_backlog();
   if (!openOutput()) return;
   setState(State::kOk);
   window_ = static_cast<size_t>(std::max(1, options_.window));
@@ -336,8 +350,10 @@ void Sender::loop() {
       ahead.pop_front();
       read_pos = slot->block->seq;
       const Lineage& lin = slot->block->lineage;
-      slot->skip = lin.route.empty() ? ::fnmatch(options_.match.c_str(), lin.stream.c_str(), 0) != 0
-                                     : lin.route != options_.name;
+      const bool routed = !lin.route.empty() &&
+                          (lin.route == options_.name ||
+                           std::find(options_.outputs.begin(), options_.outputs.end(), lin.route) != options_.outputs.end());
+      slot->skip = routed ? lin.route != options_.name : ::fnmatch(options_.match.c_str(), lin.stream.c_str(), 0) != 0;
       if (slot->skip) slot->phase = Slot::Phase::kDone;
       {
         std::lock_guard lock(mu_);
@@ -371,6 +387,8 @@ void Sender::loop() {
       };
       if (!failing && slots_.size() < window_) {
         cv_.wait_for(lock, std::chrono::milliseconds(20), progressed);
+      } else if (stop_ && drain_) {
+        cv_.wait_until(lock, deadline_, progressed);
       } else {
         cv_.wait(lock, progressed);
       }

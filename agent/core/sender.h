@@ -8,8 +8,8 @@
 //  - delivered: acked.
 //  - rejected (the upstream refuses it for good): the block goes to the buffer's
 //    dead-letter queue with the reason, in the same write as its ack, and is counted in
-//    ferry_dead_letter_records_total; with `dead_letter_output`, its records are also
-//    forwarded (wrapped with the reason, see dead_letter.h) to that output first.
+//    ferry_dead_letter_records_total; with `forward_dead_letters`, its records are then
+//    forwarded (wrapped with the reason, see dead_letter.h) to the configured output.
 //  - retry: no new block is started; once the window has settled, the sender waits
 //    (capped exponential backoff with full jitter, never shorter than the peer's
 //    Retry-After) and resends the oldest failed block alone. When it is delivered the
@@ -44,10 +44,11 @@
 
 namespace ferry {
 
-// Hands a refused block's records (wrapped with the reason) to another output and returns
-// once they are committed to the buffer; kCancelled when the agent is stopping.
+// Hands the records of dead letter `id` (a refused block, wrapped with the reason) to
+// another output; its position is committed with them, so each entry is forwarded once
+// (kCancelled when the agent is stopping: forwardBacklog picks it up at the next start).
 // Called on the dispatcher thread.
-using DeadLetterForwarder = std::function<Status(const Block& refused, std::string_view reason, SteadyTime deadline)>;
+using DeadLetterForwarder = std::function<Status(uint64_t id, const Block& refused, std::string_view reason)>;
 
 struct SenderOptions {
   std::string name;
@@ -56,7 +57,13 @@ struct SenderOptions {
   Duration max_backoff = std::chrono::seconds(60);
   Duration send_timeout = std::chrono::seconds(30);
   int window = 1;
+  // Every output of this generation: a block routed to an output that no longer exists
+  // (renamed or removed by a reload) is sent by `match` instead, never passed silently.
+  std::vector<std::string> outputs;
   DeadLetterForwarder forward_dead_letters;  // empty: dead letters are only kept in the queue
+  // Forwards the queue's entries of this output that were kept but not yet forwarded
+  // (a stop or crash came in between). Called once when the sender starts.
+  std::function<void()> forward_backlog;
 };
 
 class Sender {

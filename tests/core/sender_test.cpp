@@ -349,7 +349,7 @@ TEST_SUITE("core.sender.window") {
 }
 
 TEST_SUITE("core.sender.dead_letters") {
-  TEST_CASE_FIXTURE(WindowFixture, "a dead letter that cannot be forwarded is not acked, nor is anything after it") {
+  TEST_CASE_FIXTURE(WindowFixture, "a dead letter is kept and acked first; a failed forward does not hold the output back") {
     std::vector<std::string> outs = {"o"};
     REQUIRE(buf.setOutputs(outs).isOk());
     SenderOptions so;
@@ -358,8 +358,13 @@ TEST_SUITE("core.sender.dead_letters") {
     so.max_backoff = 5ms;
     so.window = 3;
     std::atomic<int> forward_calls{0};
-    so.forward_dead_letters = [&](const Block&, std::string_view, SteadyTime) {
+    std::atomic<uint64_t> kept_before_forward{0};
+    so.forward_dead_letters = [&](uint64_t id, const Block& b, std::string_view reason) {
       ++forward_calls;
+      CHECK(id == 1);
+      CHECK(b.seq == 1);
+      CHECK(reason == "HTTP 400");
+      kept_before_forward = buf.stats().dead_letter_records;
       return cancelled("agent is stopping");
     };
     auto s = std::make_unique<Sender>(so, std::make_unique<WindowOutput>(shared), buf, metrics, systemClock());
@@ -369,38 +374,64 @@ TEST_SUITE("core.sender.dead_letters") {
     shared.answer(2, SendResult::delivered());
     shared.answer(3, SendResult::delivered());
     shared.answer(1, SendResult::rejected("HTTP 400"));
-    CHECK(eventuallyTrue([&] { return forward_calls >= 1; }));
-    std::this_thread::sleep_for(50ms);
-    CHECK(buf.cursor("o") == 0);  // held back while forwarding fails
+    CHECK(eventuallyTrue([&] { return buf.cursor("o") == 3; }));
     s->stop(false, std::chrono::steady_clock::now() + 1s);
     s->join();
-    CHECK(buf.cursor("o") == 0);
-    CHECK(buf.stats().dead_letter_records == 0);
-    CHECK(metrics.counterValue("ferry_dead_letter_records_total", {{"output", "o"}}) == 0);
+    CHECK(forward_calls == 1);
+    CHECK(kept_before_forward == 1);  // the queue holds it before any forwarding
+    CHECK(buf.stats().dead_letter_records == 1);
+    CHECK(metrics.counterValue("ferry_dead_letter_records_total", {{"output", "o"}}) == 1);
   }
 
-  TEST_CASE_FIXTURE(WindowFixture, "forwarded dead letters: forward first, then kept and acked") {
+  TEST_CASE_FIXTURE(WindowFixture, "forwarded blocks refused again are kept, not forwarded (no loops); backlog runs at start") {
     std::vector<std::string> outs = {"o"};
     REQUIRE(buf.setOutputs(outs).isOk());
     SenderOptions so;
     so.name = "o";
     so.window = 1;
     std::vector<uint64_t> forwarded;
-    so.forward_dead_letters = [&](const Block& b, std::string_view reason, SteadyTime) {
-      CHECK(reason == "HTTP 422: nope");
-      CHECK(buf.stats().dead_letter_records == 0);  // before the dead-letter write
+    int backlog_runs = 0;
+    so.forward_dead_letters = [&](uint64_t, const Block& b, std::string_view) {
       forwarded.push_back(b.seq);
       return Status::ok();
     };
+    so.forward_backlog = [&] { ++backlog_runs; };
     auto s = std::make_unique<Sender>(so, std::make_unique<WindowOutput>(shared), buf, metrics, systemClock());
-    append(2);
+    Block routed = makeBlock("a", 0, 1);
+    routed.lineage.route = "o";  // a forwarded dead letter of another output
+    Block arr[] = {std::move(routed), makeBlock("a", 1, 1)};
+    REQUIRE(buf.append(arr, 0ms).isOk());
     shared.answer(1, SendResult::rejected("HTTP 422: nope"));
-    shared.answer(2, SendResult::delivered());
+    shared.answer(2, SendResult::rejected("HTTP 422: nope"));
     s->start();
     CHECK(eventuallyTrue([&] { return buf.cursor("o") == 2; }));
     s->stop(false, std::chrono::steady_clock::now() + 1s);
     s->join();
-    CHECK(forwarded == std::vector<uint64_t>{1});
-    CHECK(buf.stats().dead_letter_records == 1);
+    CHECK(forwarded == std::vector<uint64_t>{2});
+    CHECK(backlog_runs == 1);
+    CHECK(buf.stats().dead_letter_records == 2);
+  }
+}
+
+TEST_SUITE("core.sender.stop") {
+  TEST_CASE_FIXTURE(WindowFixture, "a draining stop ends at its deadline even with a send hanging") {
+    for (int window : {1, 3}) {
+      CAPTURE(window);
+      WindowOutput::Shared fresh;
+      std::vector<std::string> outs = {"o"};
+      REQUIRE(buf.setOutputs(outs).isOk());
+      SenderOptions so;
+      so.name = "o";
+      so.window = window;
+      so.send_timeout = 20s;
+      auto s = std::make_unique<Sender>(so, std::make_unique<WindowOutput>(fresh), buf, metrics, systemClock());
+      append(2);
+      s->start();
+      REQUIRE(fresh.waitAttempts(1, 5s));
+      auto t0 = std::chrono::steady_clock::now();
+      s->stop(/*drain=*/true, t0 + 300ms);
+      CHECK(s->joinUntil(t0 + 1500ms));
+      CHECK(std::chrono::steady_clock::now() - t0 < 1500ms);
+    }
   }
 }

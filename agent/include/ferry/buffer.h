@@ -92,10 +92,12 @@ class Buffer {
 
   // Sender thread of `output`: keeps `block` in the dead-letter queue with `reason` and
   // acks block.seq for `output` (as ack() does, with `commit_state`) in one atomic write.
-  // The queue is bounded (about an eighth of max_bytes, at least 1 MiB): the oldest
-  // entries make room and are counted as dropped (reason "dead_letter_overflow").
-  virtual Status deadLetter(std::string_view output, const Block& block, std::string_view reason,
-                            std::string_view commit_state) = 0;
+  // Returns the entry's id (increasing), or 0 when nothing was kept: the block was already
+  // acked, or a bound dropped it meanwhile (counted then). The queue is bounded (an eighth
+  // of max_bytes, at least 1 MiB, outside the max_bytes quota): the oldest entries make
+  // room and are counted as dropped (reason "dead_letter_overflow").
+  virtual Result<uint64_t> deadLetter(std::string_view output, const Block& block, std::string_view reason,
+                                      std::string_view commit_state) = 0;
 
   // Tools and tests: every dead letter kept, oldest first.
   virtual Status forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const = 0;
