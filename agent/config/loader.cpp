@@ -51,6 +51,8 @@ std::string fnv1aHex(std::string_view text) {
 }
 
 // Collects problems while walking one document.
+YAML::Node child(const YAML::Node& root, std::initializer_list<const char*> keys);
+
 class Walker {
  public:
   explicit Walker(std::string source) : source_(std::move(source)) {}
@@ -446,18 +448,23 @@ class Walker {
         inst.stream = all.has("stream") ? all.getString("stream") : inst.name;
       } else {
         inst.match = all.getString("match");
+        // Problems point at the key's own line when it is given.
+        auto keyNode = [&](std::initializer_list<const char*> keys) {
+          YAML::Node n = child(item, keys);
+          return n.IsDefined() ? n : item;
+        };
         inst.retry.initial_backoff = all.getDuration("retry.initial");
         inst.retry.max_backoff = all.getDuration("retry.max");
         if (inst.retry.initial_backoff <= Duration::zero() || inst.retry.max_backoff < inst.retry.initial_backoff) {
-          problem(item, path + ".retry", "need 0 < initial <= max");
+          problem(keyNode({"retry"}), path + ".retry", "need 0 < initial <= max");
         }
         int64_t window = all.getInt("window");
         if (window < 1 || window > 64) {
-          problem(item, path + ".window", "must be between 1 and 64, got " + std::to_string(window));
+          problem(keyNode({"window"}), path + ".window", "must be between 1 and 64, got " + std::to_string(window));
         }
         inst.retry.window = static_cast<int>(window);
         inst.retry.timeout = all.getDuration("timeout");
-        if (inst.retry.timeout <= Duration::zero()) problem(item, path + ".timeout", "must be positive");
+        if (inst.retry.timeout <= Duration::zero()) problem(keyNode({"timeout"}), path + ".timeout", "must be positive");
         inst.retry.dead_letter_output = all.getString("dead_letter.output");
       }
       // Plugin options without the common keys.
@@ -608,7 +615,8 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
     if (found) continue;
     const YAML::Node outputs = root["outputs"];
     const YAML::Node item = outputs.IsSequence() && i < outputs.size() ? outputs[i] : root;
-    w.problem(item, "outputs[" + std::to_string(i) + "].dead_letter.output",
+    const YAML::Node key = child(item, {"dead_letter", "output"});
+    w.problem(key.IsDefined() ? key : item, "outputs[" + std::to_string(i) + "].dead_letter.output",
               target == cfg.outputs[i].name ? "an output cannot be its own dead-letter output"
                                             : "no output named \"" + target + "\"");
   }

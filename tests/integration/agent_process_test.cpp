@@ -110,6 +110,40 @@ TEST_SUITE("integration.agent") {
     CHECK(ok.code == 0);
   }
 
+  TEST_CASE("ferry validate also runs the plugins' own checks, and core keys point at their line") {
+    TempDir dir;
+    const std::string cfg = dir.file("bad.yaml");
+    writeFile(cfg,
+              "inputs:\n"
+              "  - { type: sysmetrics }\n"
+              "outputs:\n"
+              "  - name: up\n"
+              "    type: http\n"
+              "    url: \"htp:/bad url\"\n"           // line 6: the plugin refuses it
+              "    tls: { pin_sha256: \"not-base64!!\" }\n"
+              "  - name: bus\n"
+              "    type: mqtt\n"
+              "    broker: \"foo://x\"\n");             // line 10
+    RunResult r = runCommand({kFerry, "validate", "-c", cfg}, dir.path().string());
+    INFO(r.out, r.err);
+    CHECK(r.code == 2);
+    CHECK(r.out.find(cfg + ":6: outputs[0].url") != std::string::npos);
+    CHECK(r.out.find(cfg + ":10: outputs[1].broker") != std::string::npos);
+
+    writeFile(cfg,
+              "inputs:\n"
+              "  - { type: sysmetrics }\n"
+              "outputs:\n"
+              "  - name: up\n"
+              "    type: stdout\n"
+              "    window: 0\n"                         // line 6
+              "    dead_letter: { output: nowhere }\n"); // line 7
+    r = runCommand({kFerry, "validate", "-c", cfg}, dir.path().string());
+    CHECK(r.code == 2);
+    CHECK(r.out.find(cfg + ":6: outputs[0].window: must be between 1 and 64") != std::string::npos);
+    CHECK(r.out.find(cfg + ":7: outputs[0].dead_letter.output: no output named \"nowhere\"") != std::string::npos);
+  }
+
   TEST_CASE("run refuses an invalid config with exit 2 and every problem") {
     TempDir dir;
     writeFile(dir.file("bad.yaml"), "inputs: [{type: sysmetrics, interval: 1x}]\noutputs: [{type: nosuch}]\n");
