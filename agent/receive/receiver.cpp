@@ -278,6 +278,15 @@ Reply Receiver::Impl::handleBatch(MHD_Connection* conn, const std::string& body)
       if (opened.status().code() == StatusCode::kInvalidArgument) {
         return textReply(413, opened.status().message());
       }
+      if (opened.status().code() == StatusCode::kNotFound) {
+        // Sealed with a key this receiver was not given: its configuration (or a key
+        // rotation) is behind, not the batch. 503 keeps the batch with the sender.
+        logError("receive", "envelope from ", agent, " refused: ", opened.status().message(),
+                 "; answering 503 until the key is given (--key)");
+        Reply r = textReply(503, "envelope key not available here: " + opened.status().message());
+        r.retry_after = true;
+        return r;
+      }
       return textReply(400, "envelope refused: " + opened.status().message());
     }
     if (opened->info.first_seq != first_seq) {
