@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -326,6 +327,18 @@ Result<HttpOutputConfig> httpOutputConfigFromOptions(const Options& opts) {
   }
   if (opts.has("max_bytes_per_s")) c.max_bytes_per_s = opts.getSize("max_bytes_per_s");
   if (opts.has("http2")) c.http2 = opts.getBool("http2");
+  if (opts.has("retry_statuses")) {
+    c.retry_statuses.clear();
+    for (const std::string& code : opts.getStringList("retry_statuses")) {
+      int v = 0;
+      auto [end, ec] = std::from_chars(code.data(), code.data() + code.size(), v);
+      if (ec != std::errc() || end != code.data() + code.size() || v < 400 || v > 499) {
+        return invalidArgument(opts.where("retry_statuses").describe() + ": \"" + code +
+                               "\" is not a 4xx status code (408 and 429 are always retried)");
+      }
+      c.retry_statuses.push_back(v);
+    }
+  }
   return c;
 }
 
@@ -634,6 +647,16 @@ SendResult HttpOutput::classify(Slot& slot, int curl_code, long status) {
   if (status == 408 || status == 429 || status >= 500 || status < 200) {
     return SendResult::retry(why, after);
   }
+  if (std::find(config_.retry_statuses.begin(), config_.retry_statuses.end(), static_cast<int>(status)) !=
+      config_.retry_statuses.end()) {
+    if (!client_error_logged_.exchange(true)) {
+      logError(kLogComponent, "output ", name_, ": ", config_.url, " answered ", why,
+               "; that means the url or the credentials are wrong, so the batch is kept and retried "
+               "(retry_statuses) until the endpoint accepts it");
+    }
+    return SendResult::retry(why, after);
+  }
+  client_error_logged_.store(false);
   return SendResult::rejected(why);
 }
 
@@ -694,6 +717,10 @@ const OptionSpec kHttpOptions[] = {
      .help = "upload rate limit per connection; 0: unlimited"},
     {.key = "http2", .type = OptionType::kBool, .default_value = "true",
      .help = "negotiate HTTP/2 over TLS when the server offers it (HTTP/1.1 otherwise)"},
+    {.key = "retry_statuses", .type = OptionType::kStringList, .default_value = "[\"401\", \"403\", \"404\", \"407\"]",
+     .help = "4xx answers retried (with an error log) instead of dead-lettered: they mean the url or the "
+             "credentials are wrong, not the batch, and dead-lettering would empty the backlog into the "
+             "queue; [] dead-letters every 4xx but 408/429"},
 };
 
 Result<std::unique_ptr<Output>> makeHttpOutput(const PluginContext& ctx, const Options& opts) {

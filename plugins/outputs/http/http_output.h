@@ -64,6 +64,9 @@ struct HttpOutputConfig {
 
   uint64_t max_bytes_per_s = 0;  // 0: unlimited
   bool http2 = true;
+  // 4xx answers that mean the endpoint or the credentials are wrong, not the batch:
+  // retried (with an error log) instead of dead-lettered.
+  std::vector<int> retry_statuses = {401, 403, 404, 407};
 };
 
 // Reads and checks the options of an `http` output (the descriptor's table): URL syntax and
@@ -109,6 +112,7 @@ class HttpOutput final : public Output {
   std::atomic<bool> interrupted_{false};
   std::atomic<bool> tls_error_logged_{false};
   std::atomic<bool> redirect_logged_{false};
+  std::atomic<bool> client_error_logged_{false};
   std::mutex mu_;
   std::vector<std::unique_ptr<Slot>> free_;  // guarded by mu_
 };

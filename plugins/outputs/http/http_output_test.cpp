@@ -140,13 +140,29 @@ TEST_SUITE("output.http") {
       CHECK(r.reason.find("HTTP " + std::to_string(code)) == 0);
       CHECK_FALSE(r.retry_after.has_value());
     }
-    for (int code : {400, 401, 403, 404, 413, 422}) {
+    for (int code : {400, 405, 409, 413, 415, 422}) {
       status = code;
       const SendResult r = out->send(b, in(5s));
       INFO(code);
       CHECK(r.kind == SendResult::Kind::kRejected);
       CHECK(r.reason == "HTTP " + std::to_string(code) + ": refused:   field \"x\" is bad more");
     }
+    // The url or the credentials are wrong, not the batch: kept and retried by default.
+    for (int code : {401, 403, 404, 407}) {
+      status = code;
+      const SendResult r = out->send(b, in(5s));
+      INFO(code);
+      CHECK(r.kind == SendResult::Kind::kRetry);
+      CHECK(r.reason.find("HTTP " + std::to_string(code)) == 0);
+    }
+    // retry_statuses: [] dead-letters them like any other 4xx.
+    Result<HttpOutputConfig> cfg = httpOutputConfigFromOptions(optionsOf({{"url", server.url()}}));
+    REQUIRE(cfg.isOk());
+    cfg->retry_statuses.clear();
+    HttpOutput strict(std::move(cfg).value(), env.ctx);
+    REQUIRE(strict.open("").isOk());
+    status = 401;
+    CHECK(strict.send(b, in(5s)).kind == SendResult::Kind::kRejected);
   }
 
   TEST_CASE("a rejection reason keeps only the start of a long answer") {
