@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
   std::string scenario = "all";
   uint64_t records = 0;
   app.add_option("--scenario", scenario,
-                 "pipeline-memory | buffer-append | buffer-backlog | buffer-reopen | all");
+                 "pipeline-memory | buffer-append | buffer-backlog | buffer-reopen | tail-http | replay-drain | all");
   app.add_option("--records", records, "records per scenario (default: the scenario's own)");
   CLI11_PARSE(app, argc, argv);
   ferry::setLogLevel(ferry::LogLevel::kWarn);

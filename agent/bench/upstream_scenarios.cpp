@@ -10,7 +10,9 @@
 //                 after an outage); then it starts: records_per_s = records / time from
 //                 the receiver being ready to the last record acknowledged.
 // upstream_bytes_per_input_byte = request body bytes the output sent (all attempts) /
-// bytes of the input file. peak_rss_mb is this process only (the receiver is another).
+// bytes of the input file; disk_bytes_per_input_byte = this process's write_bytes
+// (/proc/self/io: the buffer's WAL, SSTs, metadata) / input bytes. peak_rss_mb is this
+// process only (the receiver is another).
 #include "agent/bench/upstream_scenarios.h"
 
 #include <arpa/inet.h>
@@ -39,6 +41,19 @@
 namespace ferry::bench {
 
 namespace {
+
+uint64_t processWriteBytes() {
+  FILE* f = std::fopen("/proc/self/io", "r");
+  if (f == nullptr) return 0;
+  char key[64];
+  unsigned long long v = 0;
+  uint64_t out = 0;
+  while (std::fscanf(f, "%63s %llu", key, &v) == 2) {
+    if (std::string_view(key) == "write_bytes:") out = v;
+  }
+  std::fclose(f);
+  return out;
+}
 
 double peakRssMb() {
   rusage ru{};
@@ -185,6 +200,7 @@ int upstreamScenario(const std::string& name, uint64_t records,
 
   MetricsRegistry metrics;
   double secs = 0;
+  const uint64_t io0 = processWriteBytes();
   {
     Agent agent(metrics, systemClock());
     auto t0 = std::chrono::steady_clock::now();
@@ -211,13 +227,15 @@ int upstreamScenario(const std::string& name, uint64_t records,
     secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     agent.stop(std::chrono::steady_clock::now() + std::chrono::seconds(5));
   }
+  const uint64_t written = processWriteBytes() - io0;
   receiver.stop();
   const uint64_t wire = counter(metrics, "ferry_output_wire_bytes_total", "output", "upstream");
   std::printf(
       "{\"scenario\":\"%s\",\"records\":%llu,\"seconds\":%.3f,\"records_per_s\":%.0f,"
-      "\"peak_rss_mb\":%.1f,\"disk_bytes_per_input_byte\":0,\"upstream_bytes_per_input_byte\":%.4f,"
+      "\"peak_rss_mb\":%.1f,\"disk_bytes_per_input_byte\":%.4f,\"upstream_bytes_per_input_byte\":%.4f,"
       "\"input_bytes\":%llu,\"upstream_bytes\":%llu,\"retries\":%llu}\n",
       name.c_str(), static_cast<unsigned long long>(records), secs, static_cast<double>(records) / secs, peakRssMb(),
+      static_cast<double>(written) / static_cast<double>(input_bytes),
       static_cast<double>(wire) / static_cast<double>(input_bytes), static_cast<unsigned long long>(input_bytes),
       static_cast<unsigned long long>(wire),
       static_cast<unsigned long long>(counter(metrics, "ferry_retries_total", "output", "upstream")));
