@@ -317,14 +317,16 @@ void Sender::loop() {
       window_empty = slots_.empty();
     }
     while (!failing) {
-      size_t in_window;
+      size_t in_window = 0;  // blocks being sent or waiting for their turn (passed-by ones do not count)
+      size_t held = 0;
       {
         std::lock_guard lock(mu_);
-        in_window = slots_.size();
+        held = slots_.size();
+        for (const auto& sl : slots_) in_window += sl->skip ? 0 : 1;
       }
-      if (in_window >= window_) break;
+      if (in_window >= window_ || held >= 4 * window_ + 64) break;
       if (ahead.empty()) {
-        Duration wait = in_window == 0 ? Duration(std::chrono::milliseconds(200)) : Duration::zero();
+        Duration wait = held == 0 ? Duration(std::chrono::milliseconds(200)) : Duration::zero();
         // Read ahead a little: decoded blocks waiting here are memory (up to a block each).
         auto blocks = buffer_.read(options_.name, read_pos, std::max<size_t>(4, 2 * window_), wait);
         if (!blocks.isOk()) {
@@ -337,7 +339,7 @@ void Sender::loop() {
           break;
         }
         if (blocks->empty()) {
-          if (in_window == 0) {
+          if (held == 0) {
             std::lock_guard lock(mu_);
             if (stop_) ended = true;  // draining and nothing left
           }
