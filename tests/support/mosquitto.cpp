@@ -16,6 +16,7 @@ namespace ferry::test {
 
 namespace {
 constexpr const char* kMosquitto = "/usr/sbin/mosquitto";
+constexpr int kSessionExpirySeconds = 3600;
 
 sockaddr_in loopback(int port) {
   sockaddr_in a{};
@@ -161,15 +162,22 @@ TestSubscriber::~TestSubscriber() {
 
 bool TestSubscriber::subscribe(const std::string& topic_filter, std::chrono::milliseconds timeout) {
   try {
-    auto opts = mqtt::connect_options_builder()
-                    .mqtt_version(MQTTVERSION_5)
-                    .clean_start(false)
-                    .properties({{mqtt::property::SESSION_EXPIRY_INTERVAL, 3600}})
-                    .automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(2))
-                    .keep_alive_interval(std::chrono::seconds(5))
-                    .connect_timeout(std::chrono::seconds(5))
-                    .finalize();
-    if (!impl_->client.connect(opts)->wait_for(timeout)) {
+    // Built in place, never copied from a builder: Paho C++ 1.2's connect_options copy keeps
+    // the C struct's connectProperties pointing into the source object. A copy from
+    // connect_options_builder().finalize() points into the destroyed builder, so the session
+    // expiry went out as garbage or not at all (seen under ASan: the broker answered a
+    // reconnect after its restart with "session present 0", the subscription was gone and
+    // every message published after the restart was dropped). Paho C copies the properties
+    // inside connect(), which is all the automatic reconnects use later.
+    mqtt::connect_options opts;
+    opts.set_mqtt_version(MQTTVERSION_5);
+    opts.set_clean_start(false);
+    opts.set_properties({{mqtt::property::SESSION_EXPIRY_INTERVAL, kSessionExpirySeconds}});
+    opts.set_automatic_reconnect(std::chrono::seconds(1), std::chrono::seconds(2));
+    opts.set_keep_alive_interval(std::chrono::seconds(5));
+    opts.set_connect_timeout(std::chrono::seconds(5));
+    mqtt::token_ptr connected = impl_->client.connect(opts);
+    if (!connected->wait_for(timeout)) {
       error_ = "connect timed out";
       return false;
     }

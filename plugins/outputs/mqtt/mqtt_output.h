@@ -16,7 +16,9 @@
 // wrote it to the socket. Everything else is retried by the core's sender (the whole
 // block: at-least-once, duplicates carry the same keys):
 //   - not connected: send() tries one connect, bounded by the deadline (the sender's
-//     backoff paces the attempts; Paho's own reconnect loop is off);
+//     backoff paces the attempts; Paho's own reconnect loop is off); a publish issued after
+//     the connection dropped fails at once (Paho's offline buffering is off: nothing is
+//     queued in Paho to go out again, as a duplicate, after a reconnect);
 //   - the connection drops while messages are in flight, a publish fails, or the deadline
 //     passes before the last PUBACK;
 //   - a PUBACK reason code the broker may stop giving (0x80 unspecified, 0x83, 0x91 packet
@@ -36,8 +38,8 @@
 // concurrently (maxInFlight() is 1: Paho pipelines the messages of one block). Paho's
 // threads only run the callbacks of this class, which update counters under a mutex and
 // notify the waiting sender. Blocking: open() up to 10 s (connect); send() until its
-// deadline; close() up to 2 s. No exception leaves this module: Paho's mqtt::exception is
-// caught here and turned into Status / SendResult values.
+// deadline; close() about 250 ms at most. No exception leaves this module: Paho's
+// mqtt::exception is caught here and turned into Status / SendResult values.
 #pragma once
 
 #include <cstdint>
@@ -116,7 +118,9 @@ class MqttOutput final : public Output {
   // Makes a send() or connect in progress give up (retry) soon. Any thread.
   void interrupt() override;
 
-  // Disconnects (2 s at most) and drops the client.
+  // Disconnects (without waiting for in-flight acks) and drops the client: about 250 ms at
+  // most, also when the broker answers nothing, so it fits the agent's 300 ms stop margin.
+  // Unacknowledged messages stay in the buffer and are sent again.
   void close() override;
 
   const MqttOutputConfig& config() const { return config_; }
