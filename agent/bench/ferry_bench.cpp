@@ -31,6 +31,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "agent/bench/bench_util.h"
 #include "agent/bench/upstream_scenarios.h"
 #include "agent/buffer/disk_buffer.h"
 #include "agent/buffer/memory_buffer.h"
@@ -42,12 +43,9 @@
 namespace {
 
 using namespace ferry;
+using ferry::bench::peakRssMb;
+using ferry::bench::processWriteBytes;
 
-double peakRssMb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
-}
 
 // Counts delivered records and forgets them.
 class DiscardOutput final : public Output {
@@ -96,18 +94,6 @@ void sensorRecord(RecordBatch& batch, uint64_t i) {
   batch.commitRecord();
 }
 
-uint64_t processWriteBytes() {
-  FILE* f = std::fopen("/proc/self/io", "r");
-  if (f == nullptr) return 0;
-  char key[64];
-  unsigned long long v = 0;
-  uint64_t out = 0;
-  while (std::fscanf(f, "%63s %llu", key, &v) == 2) {
-    if (std::string_view(key) == "write_bytes:") out = v;
-  }
-  std::fclose(f);
-  return out;
-}
 
 std::string tempDir() {
   const char* base = std::getenv("TMPDIR");

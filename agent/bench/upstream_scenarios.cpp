@@ -13,6 +13,7 @@
 // bytes of the input file; disk_bytes_per_input_byte = this process's write_bytes
 // (/proc/self/io: the buffer's WAL, SSTs, metadata) / input bytes. peak_rss_mb is this
 // process only (the receiver is another).
+#include "agent/bench/bench_util.h"
 #include "agent/bench/upstream_scenarios.h"
 
 #include <arpa/inet.h>
@@ -42,24 +43,7 @@ namespace ferry::bench {
 
 namespace {
 
-uint64_t processWriteBytes() {
-  FILE* f = std::fopen("/proc/self/io", "r");
-  if (f == nullptr) return 0;
-  char key[64];
-  unsigned long long v = 0;
-  uint64_t out = 0;
-  while (std::fscanf(f, "%63s %llu", key, &v) == 2) {
-    if (std::string_view(key) == "write_bytes:") out = v;
-  }
-  std::fclose(f);
-  return out;
-}
 
-double peakRssMb() {
-  rusage ru{};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
-}
 
 std::string selfDir() {
   std::error_code ec;
