@@ -319,12 +319,16 @@ void Sender::loop() {
     while (!failing) {
       size_t in_window = 0;  // blocks being sent or waiting for their turn (passed-by ones do not count)
       size_t held = 0;
+      bool failed_now = false;  // a send just failed: step 4 parks it; start nothing new
       {
         std::lock_guard lock(mu_);
         held = slots_.size();
-        for (const auto& sl : slots_) in_window += sl->skip ? 0 : 1;
+        for (const auto& sl : slots_) {
+          in_window += sl->skip ? 0 : 1;
+          failed_now = failed_now || (sl->phase == Slot::Phase::kDone && sl->result.kind == SendResult::Kind::kRetry);
+        }
       }
-      if (in_window >= window_ || held >= 4 * window_ + 64) break;
+      if (failed_now || in_window >= window_ || held >= 4 * window_ + 64) break;
       if (ahead.empty()) {
         Duration wait = held == 0 ? Duration(std::chrono::milliseconds(200)) : Duration::zero();
         // Read ahead a little: decoded blocks waiting here are memory (up to a block each).
