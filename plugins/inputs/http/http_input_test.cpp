@@ -8,9 +8,12 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -117,6 +120,35 @@ struct Server {
   std::unique_ptr<HttpInput> input;
 };
 
+// Counts how many emit() calls overlap; each one takes 20 ms. Any thread.
+class OverlapEmitter final : public Emitter {
+ public:
+  Status emit(const RecordBatch& batch, std::string_view) override {
+    const int now = ++inside_;
+    int seen = max_inside.load();
+    while (now > seen && !max_inside.compare_exchange_weak(seen, now)) {
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    records += static_cast<int>(batch.size());
+    --inside_;
+    return Status::ok();
+  }
+  Status emitWithCheckpoint(const RecordBatch& batch, const SourceCheckpoint&,
+                            std::string_view stream) override {
+    return emit(batch, stream);
+  }
+  const CheckpointReader& checkpoints() const override { return none_.checkpoints(); }
+  bool stopping() const override { return false; }
+  bool waitFor(Duration) override { return false; }
+
+  std::atomic<int> max_inside{0};
+  std::atomic<int> records{0};
+
+ private:
+  std::atomic<int> inside_{0};
+  test::CaptureEmitter none_;
+};
+
 }  // namespace
 
 TEST_SUITE("inputs.http") {
@@ -200,6 +232,50 @@ TEST_SUITE("inputs.http") {
     CHECK(s.emitter.batches == 0);
     r = post(s.port(), "{\"small\":true}");
     CHECK(r.code == 200);
+  }
+
+  TEST_CASE("a chunked body over max_body_bytes is 413 once it passes the limit") {
+    HttpInputSettings settings;
+    settings.max_body_bytes = 1024;
+    Server s(settings);
+    std::string big;
+    while (big.size() <= 4096) big += "{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n";
+    CHECK(post(s.port(), big, {"Transfer-Encoding: chunked"}).code == 413);
+    CHECK(s.emitter.batches == 0);
+  }
+
+  TEST_CASE("requests on parallel connections emit one at a time") {
+    HttpInputSettings settings;
+    settings.listen = "127.0.0.1:0";
+    HttpInput input(settings, "push", nullptr);
+    OverlapEmitter emitter;
+    REQUIRE(input.start(emitter).isOk());
+    std::vector<std::thread> clients;
+    std::atomic<int> ok{0};
+    for (int i = 0; i < 6; ++i) {
+      clients.emplace_back([&] {
+        CURL* curl = curl_easy_init();
+        const std::string url = "http://127.0.0.1:" + std::to_string(input.port()) + "/";
+        const std::string body = "{\"a\":1}\n{\"a\":2}\n";
+        std::string reply;
+        curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &onBody);
+        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+        long code = 0;
+        if (curl_easy_perform(curl) == CURLE_OK) {
+          curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+        }
+        if (code == 200) ++ok;
+        curl_easy_cleanup(curl);
+      });
+    }
+    for (std::thread& t : clients) t.join();
+    input.stop();
+    CHECK(ok.load() == 6);
+    CHECK(emitter.records.load() == 12);
+    CHECK(emitter.max_inside.load() == 1);
   }
 
   TEST_CASE("gzip and zstd bodies are decoded; unknown encodings are 415") {
