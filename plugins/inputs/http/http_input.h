@@ -25,10 +25,11 @@
 //  401, 404, 405, 413, 415 {"error":"..."} as above; 500 for an unexpected emitter error.
 // What 200 means: the request's records were handed to the core in one Emitter::emit()
 // that returned OK, i.e. they were copied into the agent's staging area, from which the
-// pipeline's writer commits them to the buffer shortly after (and on shutdown, before the
-// agent exits). A 200 is therefore not sent for records that may later be refused for
-// lack of space, but a crash of the agent between the 200 and the writer's commit (a few
-// milliseconds) loses them; this is the same point at which `tail` considers lines read.
+// pipeline's writer commits them to the buffer shortly after (retrying while the buffer
+// is full, and flushing on shutdown before the agent exits). Records answered 200 are lost
+// only by a crash of the agent before the writer's commit (normally a few milliseconds),
+// or by a shutdown whose flush deadline passes while the buffer still cannot take them
+// (then counted in ferry_dropped_records_total{reason="shutdown"}).
 //
 // Threading: start() is called on the input's thread and returns once the daemon listens;
 // libmicrohttpd then serves every connection on a thread of its own (thread per
