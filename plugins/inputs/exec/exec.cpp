@@ -279,10 +279,10 @@ void ExecInput::appendStderr(const char* data, size_t n) {
     if (!line.empty()) logStderrLine(line);
   }
   err_.erase(0, start);
-  if (err_.size() >= kMaxStderrLine) flushStderr(false);
+  if (err_.size() >= kMaxStderrLine) flushStderr();
 }
 
-void ExecInput::flushStderr(bool /*final*/) {
+void ExecInput::flushStderr() {
   if (!err_.empty()) logStderrLine(err_);
   err_.clear();
 }
@@ -436,7 +436,9 @@ ExecInput::RunResult ExecInput::run(Emitter& emitter) {
   }
 
   if (!reaped) {
+    // The group, and the child itself in case it left the group (setsid).
     ::kill(-pid, SIGTERM);
+    ::kill(pid, SIGTERM);
     const auto grace_end = SteadyClock::now() + kKillGrace;
     while (!tryReap(false) && SteadyClock::now() < grace_end) {
       if (pidfd.fd >= 0) {
@@ -450,6 +452,7 @@ ExecInput::RunResult ExecInput::run(Emitter& emitter) {
     }
     if (!reaped) {
       ::kill(-pid, SIGKILL);
+      ::kill(pid, SIGKILL);
       tryReap(true);
     }
   } else {
@@ -459,7 +462,7 @@ ExecInput::RunResult ExecInput::run(Emitter& emitter) {
   // What the child wrote before it ended is still in the pipes.
   readOut();
   readErr();
-  flushStderr(true);
+  flushStderr();
   return r;
 }
 
@@ -525,12 +528,14 @@ Status ExecInput::collect(Emitter& emitter) {
   if (!r.spawned) return Status::ok();
 
   if (r.timed_out) {
-    reportFailure(Failure::kTimeout, strCat("did not finish within ", formatDuration(settings_.timeout),
-                                            "; killed (complete lines are kept)"));
+    reportFailure(Failure::kTimeout,
+                  strCat("did not finish within ", formatDuration(settings_.timeout),
+                         "; killed (complete lines are kept)"));
   }
   if (r.cut) {
     reportFailure(Failure::kTooLarge,
-                  strCat("wrote more than max_output_bytes (", formatSize(settings_.max_output_bytes),
+                  strCat("wrote more than max_output_bytes (",
+                         formatSize(settings_.max_output_bytes),
                          ") to stdout; the rest was not read"));
   }
   if (r.exited && WIFEXITED(r.wait_status) && WEXITSTATUS(r.wait_status) != 0) {
@@ -538,7 +543,9 @@ Status ExecInput::collect(Emitter& emitter) {
   } else if (r.exited && WIFSIGNALED(r.wait_status) &&
              !(r.cut && WTERMSIG(r.wait_status) == SIGPIPE)) {
     const int sig = WTERMSIG(r.wait_status);
-    reportFailure(Failure::kSignal, strCat("was killed by signal ", sig, " (", ::strsignal(sig), ")"));
+    const char* name = ::sigdescr_np(sig);  // thread-safe, unlike strsignal()
+    reportFailure(Failure::kSignal,
+                  strCat("was killed by signal ", sig, " (", name != nullptr ? name : "?", ")"));
   }
 
   buildRecords(r.exited && WIFEXITED(r.wait_status) && !r.cut);

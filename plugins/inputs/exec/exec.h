@@ -130,7 +130,7 @@ class ExecInput final : public Input {
   // Spawns the command and reads its output into out_ until exit / timeout / stop.
   RunResult run(Emitter& emitter);
   void appendStderr(const char* data, size_t n);
-  void flushStderr(bool final);
+  void flushStderr();  // logs what is left of stderr (a partial or over-long line)
   void logStderrLine(std::string_view line);
   void reportFailure(Failure f, const std::string& detail);
   // Turns out_ into records in batch_.

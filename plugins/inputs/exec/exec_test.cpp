@@ -75,7 +75,7 @@ TEST_SUITE("inputs.exec") {
                                                 "max_output_bytes", "env", "working_dir"});
   }
 
-  TEST_CASE("defaults: 10s interval, timeout = interval, json, 4MiB; a bare name is found in PATH") {
+  TEST_CASE("defaults: 10s interval, timeout = interval, json, 4MiB; bare names use PATH") {
     Result<ExecSettings> s = ExecSettings::fromOptions(execOptions({"sh", "-c", "true"}));
     REQUIRE(s.isOk());
     CHECK(s->command[0].starts_with("/"));
@@ -213,7 +213,8 @@ TEST_SUITE("inputs.exec") {
   TEST_CASE("a hanging command is killed at the timeout; lines before it are kept") {
     LogCapture logs;
     Harness h;
-    Options o = shOptions(R"(echo '{"before":1}'; printf '{"half":'; sleep 30; echo '{"after":1}')");
+    Options o = shOptions(
+        R"(echo '{"before":1}'; printf '{"half":'; sleep 30; echo '{"after":1}')");
     o.set("interval", Duration(5s), {});
     o.set("timeout", Duration(300ms), {});
     REQUIRE(h.make(o).isOk());
@@ -333,6 +334,22 @@ TEST_SUITE("inputs.exec") {
     for (const std::string& r : h.em.records) {
       CHECK(r != "{\"message\":\"" + std::to_string(leak) + "\"}");
     }
+  }
+
+  TEST_CASE("a command removed after startup is a counted failure, not a fatal one") {
+    test::TempDir dir;
+    const std::string script = dir.file("probe.sh");
+    test::writeFile(script, "#!/bin/sh\necho '{\"a\":1}'\n", 0755);
+    LogCapture logs;
+    Harness h;
+    REQUIRE(h.make(execOptions({script})).isOk());
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records.size() == 1);
+    REQUIRE(::unlink(script.c_str()) == 0);
+    CHECK(h.collect().isOk());
+    CHECK(h.em.records.size() == 1);
+    CHECK(h.errors("spawn_failed") == 1);
+    CHECK(logs.count("could not be started") == 1);
   }
 
   TEST_CASE("a refused batch is kept and offered again before the command runs again") {
