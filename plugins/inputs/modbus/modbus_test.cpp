@@ -20,77 +20,14 @@
 #include "ferry/metrics.h"
 #include "tests/support/fakes.h"
 #include "tests/support/log_capture.h"
+#include "tests/support/modbus_server.h"
 #include "tests/support/net.h"
 
 namespace ferry {
 namespace {
 
 using test::LogCapture;
-
-// A Modbus TCP server on 127.0.0.1 serving `map` from a thread of its own, one client at a
-// time. The listening socket is ours (bound to `port`, 0 for any) and handed to libmodbus.
-class ModbusServer {
- public:
-  ModbusServer(modbus_mapping_t* map, uint16_t port) : map_(map) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    REQUIRE(::listen(listen_fd_, 4) == 0);
-    socklen_t len = sizeof addr;
-    REQUIRE(::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    port_ = ntohs(addr.sin_port);
-    ctx_ = modbus_new_tcp("127.0.0.1", port_);
-    REQUIRE(ctx_ != nullptr);
-    thread_ = std::thread([this] { serve(); });
-  }
-  ~ModbusServer() {
-    stop_ = true;
-    thread_.join();  // serve() closed the client socket
-    modbus_free(ctx_);
-    ::close(listen_fd_);
-  }
-  ModbusServer(const ModbusServer&) = delete;
-  ModbusServer& operator=(const ModbusServer&) = delete;
-
-  uint16_t port() const { return port_; }
-
- private:
-  // True when `fd` is readable within 50 ms.
-  static bool readable(int fd) {
-    pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-    return ::poll(&p, 1, 50) > 0;
-  }
-
-  void serve() {
-    uint8_t query[MODBUS_TCP_MAX_ADU_LENGTH];
-    while (!stop_) {
-      if (!readable(listen_fd_)) continue;
-      if (modbus_tcp_accept(ctx_, &listen_fd_) < 0) continue;
-      while (!stop_) {
-        if (!readable(modbus_get_socket(ctx_))) continue;
-        const int rc = modbus_receive(ctx_, query);
-        if (rc > 0) {
-          modbus_reply(ctx_, query, rc, map_);
-        } else if (rc < 0) {
-          break;
-        }
-      }
-      modbus_close(ctx_);
-    }
-  }
-
-  modbus_mapping_t* map_;
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
-  modbus_t* ctx_ = nullptr;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
+using test::ModbusServer;
 
 struct MappingDeleter {
   void operator()(modbus_mapping_t* m) const { modbus_mapping_free(m); }
