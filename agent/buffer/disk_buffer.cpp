@@ -56,6 +56,44 @@ std::string indexValue(const Block& b, size_t stored_bytes) {
   return v;
 }
 
+// The `dead_letters` column family's value: at_ms i64 | output_len u16 | output
+// | reason_len u32 | reason | the block exactly as stored (sealed, so it stays encrypted).
+struct DeadLetterValue {
+  int64_t at_ms = 0;
+  std::string_view output;
+  std::string_view reason;
+  std::string_view stored;
+};
+
+std::string encodeDeadLetter(int64_t at_ms, std::string_view output, std::string_view reason,
+                             std::string_view stored) {
+  std::string v;
+  output = output.substr(0, 0xFFFF);
+  reason = reason.substr(0, 4096);
+  putU64(v, static_cast<uint64_t>(at_ms));
+  v.push_back(static_cast<char>(output.size() >> 8));
+  v.push_back(static_cast<char>(output.size() & 0xff));
+  v.append(output);
+  putU32(v, static_cast<uint32_t>(reason.size()));
+  v.append(reason);
+  v.append(stored);
+  return v;
+}
+
+// False when `v` is too short for the lengths it states.
+bool decodeDeadLetter(std::string_view v, DeadLetterValue* out) {
+  if (v.size() < 14) return false;
+  const size_t out_len = (static_cast<uint8_t>(v[8]) << 8) | static_cast<uint8_t>(v[9]);
+  if (v.size() < 14 + out_len) return false;
+  const size_t why_len = readU32(v, 10 + out_len);
+  if (v.size() < 14 + out_len + why_len) return false;
+  out->at_ms = static_cast<int64_t>(readU64(v));
+  out->output = v.substr(10, out_len);
+  out->reason = v.substr(14 + out_len, why_len);
+  out->stored = v.substr(14 + out_len + why_len);
+  return true;
+}
+
 Status fromRocks(const rocksdb::Status& s, std::string_view what) {
   if (s.ok()) return Status::ok();
   std::string m = std::string(what) + ": " + s.ToString();
@@ -795,8 +833,6 @@ Status DiskBuffer::storeCursorLocked(std::string_view output, uint64_t seq, std:
   return st;
 }
 
-// Dead-letter queue values: at_ms i64 | output_len u16 | output | reason_len u32 | reason
-// | the block exactly as stored (sealed), so it stays encrypted at rest.
 Result<uint64_t> DiskBuffer::deadLetter(std::string_view output, const Block& block, std::string_view reason,
                                         std::string_view commit_state) {
   if (options_.read_only) return Status(StatusCode::kFailedPrecondition, "buffer opened read-only");
@@ -821,16 +857,7 @@ Result<uint64_t> DiskBuffer::deadLetter(std::string_view output, const Block& bl
       [&](void* wb) -> Status {
         if (!got.ok()) return Status::ok();
         auto& batch = *static_cast<rocksdb::WriteBatch*>(wb);
-        std::string v;
-        putU64(v, static_cast<uint64_t>(clock_.wallMs()));
-        const auto out_len = static_cast<uint16_t>(std::min<size_t>(output.size(), 0xFFFF));
-        v.push_back(static_cast<char>(out_len >> 8));
-        v.push_back(static_cast<char>(out_len & 0xff));
-        v.append(output.substr(0, out_len));
-        const std::string_view why = reason.substr(0, 4096);
-        putU32(v, static_cast<uint32_t>(why.size()));
-        v.append(why);
-        v.append(stored);
+        const std::string v = encodeDeadLetter(clock_.wallMs(), output, reason, stored);
         id = next_dead_letter_id_;
         entry_bytes = v.size();
         batch.Put(dead_letters_cf_, seqKey(id), v);
@@ -874,15 +901,10 @@ Status DiskBuffer::loadDeadLetters() {
     std::string_view v(it->value().data(), it->value().size());
     uint64_t records = 0;
     // Count records from the stored block's header (no keys needed).
-    if (v.size() >= 10) {
-      const size_t out_len = (static_cast<uint8_t>(v[8]) << 8) | static_cast<uint8_t>(v[9]);
-      if (v.size() >= 10 + out_len + 4) {
-        const size_t why_len = readU32(v, 10 + out_len);
-        if (v.size() >= 14 + out_len + why_len) {
-          auto h = BlockCodec::peekHeader(v.substr(14 + out_len + why_len));
-          if (h.isOk()) records = h->record_count;
-        }
-      }
+    DeadLetterValue d;
+    if (decodeDeadLetter(v, &d)) {
+      auto h = BlockCodec::peekHeader(d.stored);
+      if (h.isOk()) records = h->record_count;
     }
     dead_letters_.push_back({id, v.size(), records});
     dead_letter_bytes_ += v.size();
@@ -902,24 +924,15 @@ Status DiskBuffer::forEachDeadLetter(const std::function<void(const DeadLetter&)
     std::string_view v(it->value().data(), it->value().size());
     DeadLetter d;
     d.id = it->key().size() == 8 ? readU64(std::string_view(it->key().data(), 8)) : 0;
-    if (v.size() < 14) {
+    DeadLetterValue parsed;
+    if (!decodeDeadLetter(v, &parsed)) {
       result = corruption("dead letter " + std::to_string(d.id) + " is truncated");
       continue;
     }
-    d.at_ms = static_cast<int64_t>(readU64(v));
-    const size_t out_len = (static_cast<uint8_t>(v[8]) << 8) | static_cast<uint8_t>(v[9]);
-    if (v.size() < 14 + out_len) {
-      result = corruption("dead letter " + std::to_string(d.id) + " is truncated");
-      continue;
-    }
-    d.output.assign(v.substr(10, out_len));
-    const size_t why_len = readU32(v, 10 + out_len);
-    if (v.size() < 14 + out_len + why_len) {
-      result = corruption("dead letter " + std::to_string(d.id) + " is truncated");
-      continue;
-    }
-    d.reason.assign(v.substr(14 + out_len, why_len));
-    std::string_view stored = v.substr(14 + out_len + why_len);
+    d.at_ms = parsed.at_ms;
+    d.output.assign(parsed.output);
+    d.reason.assign(parsed.reason);
+    const std::string_view stored = parsed.stored;
     auto header = BlockCodec::peekHeader(stored);
     if (!header.isOk()) {
       result = header.status();
