@@ -1,12 +1,12 @@
 // The real ferry binary with the `http` input: good, mixed and oversized bodies POSTed by a
 // client, records read back from a file output after a clean stop.
-#include <curl/curl.h>
 #include <doctest/doctest.h>
 #include <signal.h>
 
 #include <sstream>
 #include <string>
 
+#include "tests/support/http_client.h"
 #include "tests/support/net.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
@@ -18,29 +18,11 @@ namespace {
 
 const std::string kFerry = FERRY_BINARY;
 
-size_t collect(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
 // POSTs `body` with the bearer token; returns the status (0 when the request failed).
 long postBody(const std::string& url, const std::string& body, std::string* reply) {
-  CURL* curl = curl_easy_init();
-  if (curl == nullptr) return 0;
-  curl_slist* headers = curl_slist_append(nullptr, "Authorization: Bearer it-token");
-  headers = curl_slist_append(headers, "Expect:");
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &collect);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-  long code = 0;
-  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  return code;
+  HttpResponse r = httpRequest("POST", url, body, {"Authorization: Bearer it-token"}, 10000);
+  *reply += r.body;
+  return r.code;
 }
 
 }  // namespace

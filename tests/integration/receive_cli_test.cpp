@@ -1,5 +1,4 @@
 // `ferry receive` and `ferry decode` through the real binary.
-#include <curl/curl.h>
 #include <doctest/doctest.h>
 #include <signal.h>
 
@@ -8,6 +7,7 @@
 
 #include "agent/codec/envelope.h"
 #include "agent/codec/key_file.h"
+#include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 
@@ -18,28 +18,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-size_t collect(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
 long post(int port, const std::string& body, const std::vector<std::string>& headers, std::string* reply) {
-  CURL* curl = curl_easy_init();
-  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/ingest";
-  curl_slist* list = nullptr;
-  for (const std::string& h : headers) list = curl_slist_append(list, h.c_str());
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &collect);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, reply);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 20L);
-  long code = 0;
-  if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-  curl_slist_free_all(list);
-  curl_easy_cleanup(curl);
-  return code;
+  HttpResponse r = httpRequest("POST", "http://127.0.0.1:" + std::to_string(port) + "/ingest", body, headers);
+  *reply += r.body;
+  return r.code;
 }
 
 Block sampleBlock(uint64_t seq) {

@@ -1,8 +1,8 @@
 #include "agent/receive/receiver.h"
 
-#include <curl/curl.h>
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -10,6 +10,7 @@
 
 #include "agent/codec/envelope.h"
 #include "agent/codec/wire_compress.h"
+#include "tests/support/http_client.h"
 #include "tests/support/temp_dir.h"
 
 using namespace ferry;
@@ -19,67 +20,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct HttpReply {
-  long code = 0;
-  std::string body;
-  std::string retry_after;
-};
+using HttpReply = ferry::test::HttpResponse;
 
-size_t onBody(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
-size_t onHeader(char* data, size_t size, size_t n, void* user) {
-  std::string_view line(data, size * n);
-  constexpr std::string_view kName = "retry-after:";
-  if (line.size() > kName.size()) {
-    std::string lower(line.substr(0, kName.size()));
-    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    if (lower == kName) {
-      std::string v(line.substr(kName.size()));
-      while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.pop_back();
-      while (!v.empty() && v.front() == ' ') v.erase(0, 1);
-      static_cast<HttpReply*>(user)->retry_after = v;
-    }
-  }
-  return size * n;
-}
-
-// One keep-alive connection's worth of requests (a CURL easy handle reuses its connection).
+// One keep-alive connection to the receiver.
 class Client {
  public:
-  explicit Client(uint16_t port) : base_("http://127.0.0.1:" + std::to_string(port)), curl_(curl_easy_init()) {}
-  ~Client() { curl_easy_cleanup(curl_); }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
+  explicit Client(uint16_t port) : base_("http://127.0.0.1:" + std::to_string(port)) {}
 
   HttpReply send(const std::string& method, const std::string& path, const std::string& body,
                  const std::vector<std::string>& headers) {
-    HttpReply r;
-    curl_easy_reset(curl_);
-    std::string url = base_ + path;
-    curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
-    curl_slist* list = nullptr;
-    for (const std::string& h : headers) list = curl_slist_append(list, h.c_str());
-    list = curl_slist_append(list, "Expect:");
-    curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, list);
-    if (method == "GET") {
-      curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);
-    } else {
-      curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, method.c_str());
-      curl_easy_setopt(curl_, CURLOPT_POSTFIELDS, body.data());
-      curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    }
-    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, &onBody);
-    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &r.body);
-    curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, &onHeader);
-    curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &r);
-    curl_easy_setopt(curl_, CURLOPT_TIMEOUT, 20L);
-    CURLcode rc = curl_easy_perform(curl_);
-    curl_slist_free_all(list);
-    REQUIRE_MESSAGE(rc == CURLE_OK, curl_easy_strerror(rc));
-    curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &r.code);
+    HttpReply r = http_.request(method, base_ + path, body, headers);
+    REQUIRE_MESSAGE(r.code != 0, r.error);
     return r;
   }
   HttpReply post(const std::string& body, const std::vector<std::string>& headers) {
@@ -88,7 +39,7 @@ class Client {
 
  private:
   std::string base_;
-  CURL* curl_;
+  ferry::test::HttpClient http_;
 };
 
 KeyMaterial testKey(uint8_t fill) {
@@ -245,20 +196,8 @@ TEST_SUITE("receive.receiver") {
     std::atomic<int> ok{0};
     for (int i = 0; i < 6; ++i) {
       threads.emplace_back([&] {
-        CURL* curl = curl_easy_init();
-        std::string url = "http://127.0.0.1:" + std::to_string(f.receiver.port()) + "/";
-        curl_slist* list = curl_slist_append(nullptr, "Idempotency-Key: gw/race/1");
-        curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, kTwo.c_str());
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &onBody);
-        std::string body;
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-        long code = 0;
-        if (curl_easy_perform(curl) == CURLE_OK) curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-        if (code == 200) ok.fetch_add(1);
-        curl_slist_free_all(list);
-        curl_easy_cleanup(curl);
+        const std::string url = "http://127.0.0.1:" + std::to_string(f.receiver.port()) + "/";
+        if (ferry::test::httpRequest("POST", url, kTwo, {"Idempotency-Key: gw/race/1"}).code == 200) ok.fetch_add(1);
       });
     }
     for (auto& t : threads) t.join();
@@ -332,7 +271,7 @@ TEST_SUITE("receive.receiver") {
     Client c(f.receiver.port());
     HttpReply r = c.post(kTwo, {"Idempotency-Key: gw/up/1"});
     CHECK(r.code == 503);
-    CHECK(r.retry_after == "5");
+    CHECK(r.header("Retry-After") == "5");
     CHECK(f.receiver.stats().unavailable == 1);
     CHECK_FALSE(fs::exists(batchFile(f.dir, "gw", "up", 1)));
   }

@@ -1,7 +1,6 @@
 #include "plugins/inputs/http/http_input.h"
 
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <doctest/doctest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -20,76 +19,27 @@
 #include "agent/codec/wire_compress.h"
 #include "ferry/metrics.h"
 #include "tests/support/fakes.h"
+#include "tests/support/http_client.h"
 
 namespace ferry {
 namespace {
 
-struct Response {
-  long code = 0;
-  std::string body;
-  std::string retry_after;
-  std::string allow;
-};
+using Response = test::HttpResponse;
 
-size_t onBody(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
-size_t onHeader(char* data, size_t size, size_t n, void* user) {
-  std::string_view line(data, size * n);
-  auto* r = static_cast<Response*>(user);
-  auto value = [&](std::string_view name) -> std::string {
-    if (line.size() <= name.size() || strncasecmp(line.data(), name.data(), name.size()) != 0) {
-      return {};
-    }
-    std::string_view v = line.substr(name.size());
-    while (!v.empty() && (v.front() == ' ')) v.remove_prefix(1);
-    while (!v.empty() && (v.back() == '\n' || v.back() == '\r' || v.back() == ' ')) v.remove_suffix(1);
-    return std::string(v);
-  };
-  if (std::string v = value("Retry-After:"); !v.empty()) r->retry_after = v;
-  if (std::string v = value("Allow:"); !v.empty()) r->allow = v;
-  return size * n;
-}
-
-// One request on `curl` (reused between calls when given, so its connection stays open).
+// One request; on `client` when given (its connection stays open), else on a fresh one.
 Response request(uint16_t port, const std::string& path, const std::string& method,
-                 const std::string& body, std::vector<std::string> headers = {},
-                 CURL* reuse = nullptr) {
-  CURL* curl = reuse != nullptr ? reuse : curl_easy_init();
-  REQUIRE(curl != nullptr);
-  Response r;
+                 const std::string& body, const std::vector<std::string>& headers = {},
+                 test::HttpClient* client = nullptr) {
   const std::string url = "http://127.0.0.1:" + std::to_string(port) + path;
-  curl_slist* list = nullptr;
-  headers.emplace_back("Expect:");  // no 100-continue round trip
-  for (const std::string& h : headers) list = curl_slist_append(list, h.c_str());
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method.c_str());
-  if (method == "POST") {
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-  } else {
-    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-  }
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &onBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &onHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &r);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-  CURLcode rc = curl_easy_perform(curl);
-  INFO(curl_easy_strerror(rc));
-  CHECK(rc == CURLE_OK);
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.code);
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
-  curl_slist_free_all(list);
-  if (reuse == nullptr) curl_easy_cleanup(curl);
+  Response r = client != nullptr ? client->request(method, url, body, headers, 10000)
+                                 : test::httpRequest(method, url, body, headers, 10000);
+  INFO(r.error);
+  CHECK(r.code != 0);
   return r;
 }
 
-Response post(uint16_t port, const std::string& body, std::vector<std::string> headers = {}) {
-  return request(port, "/ingest", "POST", body, std::move(headers));
+Response post(uint16_t port, const std::string& body, const std::vector<std::string>& headers = {}) {
+  return request(port, "/ingest", "POST", body, headers);
 }
 
 std::string compress(WireEncoding encoding, const std::string& text) {
@@ -254,21 +204,8 @@ TEST_SUITE("inputs.http") {
     std::atomic<int> ok{0};
     for (int i = 0; i < 6; ++i) {
       clients.emplace_back([&] {
-        CURL* curl = curl_easy_init();
         const std::string url = "http://127.0.0.1:" + std::to_string(input.port()) + "/";
-        const std::string body = "{\"a\":1}\n{\"a\":2}\n";
-        std::string reply;
-        curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &onBody);
-        curl_easy_setopt(curl, CURLOPT_WRITEDATA, &reply);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-        long code = 0;
-        if (curl_easy_perform(curl) == CURLE_OK) {
-          curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-        }
-        if (code == 200) ++ok;
-        curl_easy_cleanup(curl);
+        if (test::httpRequest("POST", url, "{\"a\":1}\n{\"a\":2}\n", {}, 10000).code == 200) ++ok;
       });
     }
     for (std::thread& t : clients) t.join();
@@ -314,7 +251,7 @@ TEST_SUITE("inputs.http") {
     CHECK(request(s.port(), "/", "POST", "{\"a\":1}").code == 404);
     Response r = request(s.port(), "/ingest", "GET", "");
     CHECK(r.code == 405);
-    CHECK(r.allow == "POST");
+    CHECK(r.header("Allow") == "POST");
     CHECK(request(s.port(), "/ingest", "PUT", "{\"a\":1}").code == 405);
     CHECK(s.emitter.batches == 0);
   }
@@ -324,20 +261,19 @@ TEST_SUITE("inputs.http") {
     s.emitter.next_status = resourceExhausted("buffer full");
     Response r = post(s.port(), "{\"a\":1}\n");
     CHECK(r.code == 503);
-    CHECK(r.retry_after == "5");
+    CHECK(r.header("Retry-After") == "5");
     s.emitter.next_status = cancelled("stopping");
     r = post(s.port(), "{\"a\":1}\n");
     CHECK(r.code == 503);
-    CHECK(r.retry_after == "5");
+    CHECK(r.header("Retry-After") == "5");
     s.emitter.next_status = Status::ok();
     CHECK(post(s.port(), "{\"a\":1}\n").code == 200);
   }
 
   TEST_CASE("stop() returns within 1 s with idle keep-alive connections open") {
     Server s;
-    CURL* keep = curl_easy_init();
-    REQUIRE(keep != nullptr);
-    CHECK(request(s.port(), "/ingest", "POST", "{\"a\":1}", {}, keep).code == 200);
+    test::HttpClient keep;
+    CHECK(request(s.port(), "/ingest", "POST", "{\"a\":1}", {}, &keep).code == 200);
     // A second client that connected and sent nothing.
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     REQUIRE(fd >= 0);
@@ -351,7 +287,6 @@ TEST_SUITE("inputs.http") {
     const auto took = std::chrono::steady_clock::now() - t0;
     CHECK(took < std::chrono::seconds(1));
     ::close(fd);
-    curl_easy_cleanup(keep);
   }
 
   TEST_CASE("a listen address in use fails start() naming listen") {
