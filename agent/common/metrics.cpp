@@ -33,13 +33,17 @@ void Histogram::observe(double v, uint64_t count) {
   }
 }
 
+MetricsRegistry::Family& MetricsRegistry::familyLocked(std::string_view name, std::string_view help) {
+  auto it = families_.find(name);
+  if (it == families_.end()) it = families_.emplace(std::string(name), Family{}).first;
+  if (it->second.help.empty()) it->second.help = help;
+  return it->second;
+}
+
 Histogram& MetricsRegistry::histogram(std::string_view name, const Labels& labels, std::vector<double> bounds,
                                       std::string_view help) {
   std::lock_guard lock(mu_);
-  auto it = families_.find(name);
-  if (it == families_.end()) it = families_.emplace(std::string(name), Family{}).first;
-  Family& f = it->second;
-  if (f.help.empty()) f.help = help;
+  Family& f = familyLocked(name, help);
   f.is_counter = false;
   f.is_histogram = true;
   auto& slot = f.histograms[labels];
@@ -72,10 +76,7 @@ std::string MetricsRegistry::renderLabels(const Labels& labels) {
 
 Counter& MetricsRegistry::counter(std::string_view name, const Labels& labels, std::string_view help) {
   std::lock_guard lock(mu_);
-  auto it = families_.find(name);
-  if (it == families_.end()) it = families_.emplace(std::string(name), Family{}).first;
-  Family& f = it->second;
-  if (f.help.empty()) f.help = help;
+  Family& f = familyLocked(name, help);
   f.is_counter = true;
   auto& slot = f.counters[renderLabels(labels)];
   if (!slot) slot = std::make_unique<Counter>();
@@ -84,10 +85,7 @@ Counter& MetricsRegistry::counter(std::string_view name, const Labels& labels, s
 
 Gauge& MetricsRegistry::gauge(std::string_view name, const Labels& labels, std::string_view help) {
   std::lock_guard lock(mu_);
-  auto it = families_.find(name);
-  if (it == families_.end()) it = families_.emplace(std::string(name), Family{}).first;
-  Family& f = it->second;
-  if (f.help.empty()) f.help = help;
+  Family& f = familyLocked(name, help);
   f.is_counter = false;
   auto& slot = f.gauges[renderLabels(labels)];
   if (!slot) slot = std::make_unique<Gauge>();

@@ -79,6 +79,8 @@ class MetricsRegistry {
     std::map<Labels, std::unique_ptr<Histogram>> histograms;
   };
   static std::string renderLabels(const Labels& labels);
+  // The family `name`, created when new; mu_ held.
+  Family& familyLocked(std::string_view name, std::string_view help);
   mutable std::mutex mu_;
   std::map<std::string, Family, std::less<>> families_;
 };
