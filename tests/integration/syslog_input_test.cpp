@@ -1,9 +1,7 @@
 // The real ferry binary with the `syslog` input: RFC 5424 and 3164 messages over UDP and TCP
 // (octet-counted), a malformed one in between, records read back from a file output after
 // a clean stop.
-#include <arpa/inet.h>
 #include <doctest/doctest.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,28 +17,17 @@ using namespace std::chrono_literals;
 
 namespace {
 
-sockaddr_in loopback(uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return a;
-}
-
 void sendUdp(uint16_t port, const std::string& message) {
-  int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+  const int fd = connectLoopback(port, SOCK_DGRAM);
   REQUIRE(fd >= 0);
-  sockaddr_in a = loopback(port);
-  ::sendto(fd, message.data(), message.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  (void)sendAll(fd, message);  // a datagram nobody reads yet is simply lost; callers repeat
   ::close(fd);
 }
 
 bool sendTcp(uint16_t port, const std::string& bytes) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = connectLoopback(port, SOCK_STREAM);
   if (fd < 0) return false;
-  sockaddr_in a = loopback(port);
-  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-            ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  const bool ok = sendAll(fd, bytes);
   ::close(fd);
   return ok;
 }

@@ -14,33 +14,16 @@
 #include <thread>
 
 #include "agent/codec/wire_compress.h"
+#include "tests/support/net.h"
 
 using namespace ferry;
 using namespace ferry::test;
 
 namespace {
 
-// A blocking client socket to 127.0.0.1:port; -1 on failure.
-int connectTo(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
+int connectTo(uint16_t port) { return connectLoopback(port, SOCK_STREAM); }
+void mustSend(int fd, std::string_view data) { REQUIRE(sendAll(fd, data)); }
 
-void sendAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    REQUIRE(n > 0);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-}
 
 // Reads until `needle` was seen or the peer closed; returns everything read.
 std::string readUntil(int fd, std::string_view needle) {
@@ -70,11 +53,11 @@ TEST_SUITE("support.http_test_server") {
     CHECK(server.url("/x") == "http://127.0.0.1:" + std::to_string(server.port()) + "/x");
     const int fd = connectTo(server.port());
     REQUIRE(fd >= 0);
-    sendAll(fd, "POST /a HTTP/1.1\r\nHost: x\r\ncontent-length: 5\r\n\r\nhello");
+    mustSend(fd, "POST /a HTTP/1.1\r\nHost: x\r\ncontent-length: 5\r\n\r\nhello");
     std::string first = readUntil(fd, "hello");
     CHECK(first.rfind("HTTP/1.1 201 ", 0) == 0);
     CHECK(first.find("X-Echo: /a\r\n") != std::string::npos);
-    sendAll(fd, "PUT /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n");
+    mustSend(fd, "PUT /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n");
     std::string second = readUntil(fd, "abcde");
     CHECK(second.find("abcde") != std::string::npos);
     ::close(fd);
@@ -93,9 +76,9 @@ TEST_SUITE("support.http_test_server") {
     HttpTestServer server([](const HttpRequest&) { return HttpReply{}; });
     const int fd = connectTo(server.port());
     REQUIRE(fd >= 0);
-    sendAll(fd, "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    mustSend(fd, "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
     CHECK(readUntil(fd, "\r\n\r\n").rfind("HTTP/1.1 100 Continue\r\n\r\n", 0) == 0);
-    sendAll(fd, "ok");
+    mustSend(fd, "ok");
     CHECK(readUntil(fd, "\r\n\r\n").rfind("HTTP/1.1 200 ", 0) == 0);
     ::close(fd);
     CHECK(server.requests().at(0).body == "ok");
@@ -108,11 +91,11 @@ TEST_SUITE("support.http_test_server") {
       return reply;
     });
     const int a = connectTo(server->port());
-    sendAll(a, "GET /close HTTP/1.1\r\n\r\n");
+    mustSend(a, "GET /close HTTP/1.1\r\n\r\n");
     CHECK(readUntil(a, "HTTP").empty());
     ::close(a);
     const int b = connectTo(server->port());
-    sendAll(b, "GET /hang HTTP/1.1\r\n\r\n");
+    mustSend(b, "GET /hang HTTP/1.1\r\n\r\n");
     while (server->requestCount() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     const auto t0 = std::chrono::steady_clock::now();
     server.reset();  // must not wait for the hung handler forever

@@ -4,11 +4,18 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace ferry::test {
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
 uint16_t freePort();
+
+// A socket of `type` (SOCK_STREAM, SOCK_DGRAM) connected to 127.0.0.1:port; -1 on failure.
+int connectLoopback(uint16_t port, int type);
+
+// Writes all of `data` (MSG_NOSIGNAL); false when the peer is gone.
+bool sendAll(int fd, std::string_view data);
 
 // GET http://<address><path> with HTTP/1.0; returns the whole response (status line,
 // headers, body), or "" when the connection fails. `address` is "host:port".

@@ -12,6 +12,7 @@
 
 #include "ferry/metrics.h"
 #include "tests/support/fakes.h"
+#include "tests/support/net.h"
 
 namespace ferry {
 namespace {
@@ -20,23 +21,12 @@ using namespace std::chrono_literals;
 using test::CaptureEmitter;
 
 int connectTo(uint16_t port, int type) {
-  const int fd = ::socket(AF_INET, type, 0);
+  const int fd = test::connectLoopback(port, type);
   REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
   return fd;
 }
+void sendAll(int fd, std::string_view data) { REQUIRE(test::sendAll(fd, data)); }
 
-void sendAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    REQUIRE(n > 0);
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-}
 
 size_t recordCount(CaptureEmitter& e) {
   std::lock_guard lock(e.mu_);
