@@ -833,6 +833,46 @@ Status DiskBuffer::storeCursorLocked(std::string_view output, uint64_t seq, std:
   return st;
 }
 
+// Adds a dead-letter entry (and the evictions the bound asks for) to `batch`; the queue's
+// bookkeeping changes only in commitDeadLetterLocked(), once the write succeeded.
+// cursor_write_mu_ is held.
+DiskBuffer::PendingDeadLetterEntry DiskBuffer::planDeadLetterLocked(void* wb, std::string_view output,
+                                                                    std::string_view reason, std::string_view stored,
+                                                                    uint64_t records) {
+  auto& batch = *static_cast<rocksdb::WriteBatch*>(wb);
+  PendingDeadLetterEntry e;
+  const std::string v = encodeDeadLetter(clock_.wallMs(), output, reason, stored);
+  e.id = next_dead_letter_id_;
+  e.bytes = v.size();
+  e.records = records;
+  batch.Put(dead_letters_cf_, seqKey(e.id), v);
+  const uint64_t cap = deadLetterCap();
+  uint64_t total = dead_letter_bytes_.load() + e.bytes;
+  for (const DeadLetterEntry& old : dead_letters_) {
+    if (total <= cap) break;
+    batch.Delete(dead_letters_cf_, seqKey(old.id));
+    total -= old.bytes;
+    e.evicted_bytes += old.bytes;
+    e.evicted_records += old.records;
+    ++e.evict;
+  }
+  return e;
+}
+
+void DiskBuffer::commitDeadLetterLocked(const PendingDeadLetterEntry& e) {
+  next_dead_letter_id_ = e.id + 1;
+  dead_letters_.erase(dead_letters_.begin(), dead_letters_.begin() + static_cast<std::ptrdiff_t>(e.evict));
+  dead_letters_.push_back({e.id, e.bytes, e.records});
+  dead_letter_bytes_ += e.bytes;
+  dead_letter_bytes_ -= e.evicted_bytes;
+  dead_letter_records_ += e.records;
+  dead_letter_records_ -= e.evicted_records;
+  if (e.evicted_records > 0) {
+    drops_.drop("dead_letter_overflow", e.evicted_records,
+                "the dead-letter queue is full (" + formatSize(deadLetterCap()) + "); its oldest entries made room");
+  }
+}
+
 Result<uint64_t> DiskBuffer::deadLetter(std::string_view output, const Block& block, std::string_view reason,
                                         std::string_view commit_state) {
   if (options_.read_only) return Status(StatusCode::kFailedPrecondition, "buffer opened read-only");
@@ -842,51 +882,42 @@ Result<uint64_t> DiskBuffer::deadLetter(std::string_view output, const Block& bl
   std::string stored;
   rocksdb::Status got = db_->Get(rocksdb::ReadOptions(), blocks_cf_, seqKey(block.seq), &stored);
   if (!got.ok() && !got.IsNotFound()) return fromRocks(got, "reading block " + std::to_string(block.seq));
-  const uint64_t cap = deadLetterCap();
-  // The queue's bookkeeping is guarded by cursor_write_mu_, held across the write; it is
-  // changed only once the write succeeded.
+  // The queue's bookkeeping is guarded by cursor_write_mu_, held across the write.
   std::lock_guard write_lock(cursor_write_mu_);
-  uint64_t id = 0;
-  uint64_t entry_bytes = 0;
-  size_t evict = 0;
-  uint64_t evicted_records = 0;
-  uint64_t evicted_bytes = 0;
+  PendingDeadLetterEntry entry;
   bool wrote = false;
   Status st = storeCursorLocked(
       output, block.seq, commit_state,
       [&](void* wb) -> Status {
-        if (!got.ok()) return Status::ok();
-        auto& batch = *static_cast<rocksdb::WriteBatch*>(wb);
-        const std::string v = encodeDeadLetter(clock_.wallMs(), output, reason, stored);
-        id = next_dead_letter_id_;
-        entry_bytes = v.size();
-        batch.Put(dead_letters_cf_, seqKey(id), v);
-        uint64_t total = dead_letter_bytes_.load() + entry_bytes;
-        for (const DeadLetterEntry& old : dead_letters_) {
-          if (total <= cap) break;
-          batch.Delete(dead_letters_cf_, seqKey(old.id));
-          total -= old.bytes;
-          evicted_bytes += old.bytes;
-          evicted_records += old.records;
-          ++evict;
-        }
+        if (got.ok()) entry = planDeadLetterLocked(wb, output, reason, stored, block.records.size());
         return Status::ok();
       },
       &wrote);
   if (!st.isOk()) return st;
-  if (!wrote || id == 0) return uint64_t{0};  // already acked, or the block was dropped by a bound
-  next_dead_letter_id_ = id + 1;
-  dead_letters_.erase(dead_letters_.begin(), dead_letters_.begin() + static_cast<std::ptrdiff_t>(evict));
-  dead_letters_.push_back({id, entry_bytes, block.records.size()});
-  dead_letter_bytes_ += entry_bytes;
-  dead_letter_bytes_ -= evicted_bytes;
-  dead_letter_records_ += block.records.size();
-  dead_letter_records_ -= evicted_records;
-  if (evicted_records > 0) {
-    drops_.drop("dead_letter_overflow", evicted_records,
-                "the dead-letter queue is full (" + formatSize(cap) + "); its oldest entries made room");
-  }
-  return id;
+  if (!wrote || entry.id == 0) return uint64_t{0};  // already acked, or the block was dropped by a bound
+  commitDeadLetterLocked(entry);
+  return entry.id;
+}
+
+Result<uint64_t> DiskBuffer::keepDeadLetter(std::string_view source, const Block& block, std::string_view reason) {
+  if (options_.read_only) return Status(StatusCode::kFailedPrecondition, "buffer opened read-only");
+  if (dead_letters_cf_ == nullptr) return Status(StatusCode::kFailedPrecondition, "no dead-letter queue");
+  // Sealed like a log block (the writer's codec: this is the writer thread), with seq 0.
+  FERRY_RETURN_IF_ERROR(storePendingDataKey());
+  Block b;
+  b.created_ms = block.created_ms;
+  b.lineage = block.lineage;
+  b.records.appendAll(block.records);
+  std::string sealed;
+  FERRY_RETURN_IF_ERROR(writer_codec_->seal(b, &sealed));
+  std::lock_guard write_lock(cursor_write_mu_);
+  rocksdb::WriteBatch batch;
+  PendingDeadLetterEntry entry = planDeadLetterLocked(&batch, source, reason, sealed, b.records.size());
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.fsync;
+  FERRY_RETURN_IF_ERROR(fromRocks(db_->Write(wo, &batch), "keeping a dead letter"));
+  commitDeadLetterLocked(entry);
+  return entry.id;
 }
 
 uint64_t DiskBuffer::deadLetterCap() const { return std::max<uint64_t>(options_.max_bytes / 8, 1u << 20); }

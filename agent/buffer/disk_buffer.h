@@ -94,6 +94,7 @@ class DiskBuffer final : public Buffer {
   Result<std::vector<BlockRef>> read(std::string_view output, uint64_t after_seq, size_t max_blocks,
                                      Duration wait) override;
   Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) override;
+  Result<uint64_t> keepDeadLetter(std::string_view source, const Block& block, std::string_view reason) override;
   Result<uint64_t> deadLetter(std::string_view output, const Block& block, std::string_view reason,
                               std::string_view commit_state) override;
   Status forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const override;
@@ -150,6 +151,17 @@ class DiskBuffer final : public Buffer {
                            const std::function<Status(void* write_batch)>& extra, bool* wrote);
   Status loadDeadLetters();
   uint64_t deadLetterCap() const;
+  struct PendingDeadLetterEntry {
+    uint64_t id = 0;
+    uint64_t bytes = 0;
+    uint64_t records = 0;
+    size_t evict = 0;
+    uint64_t evicted_records = 0;
+    uint64_t evicted_bytes = 0;
+  };
+  PendingDeadLetterEntry planDeadLetterLocked(void* write_batch, std::string_view output, std::string_view reason,
+                                              std::string_view stored, uint64_t records);
+  void commitDeadLetterLocked(const PendingDeadLetterEntry& entry);
   std::unique_ptr<BlockCodec> takeCodec();
   void giveCodec(std::unique_ptr<BlockCodec> codec);
   void updateGaugesLocked();

@@ -154,11 +154,34 @@ Status MemoryBuffer::ack(std::string_view output, uint64_t seq, std::string_view
   return Status::ok();
 }
 
+// Adds `d` to the queue and evicts the oldest entries over the bound; returns the records
+// evicted. mu_ is held.
+uint64_t MemoryBuffer::keepLocked(DeadLetter d) {
+  const uint64_t cap = std::max<uint64_t>(limits_.max_bytes / 8, 1u << 20);
+  uint64_t evicted = 0;
+  dead_letter_bytes_ += blockBytes(d.block);
+  dead_letter_records_ += d.block.records.size();
+  dead_letters_.push_back(std::move(d));
+  while (dead_letter_bytes_ > cap && dead_letters_.size() > 1) {
+    dead_letter_bytes_ -= blockBytes(dead_letters_.front().block);
+    dead_letter_records_ -= dead_letters_.front().block.records.size();
+    evicted += dead_letters_.front().block.records.size();
+    dead_letters_.pop_front();
+  }
+  return evicted;
+}
+
+void MemoryBuffer::countOverflow(uint64_t evicted) {
+  if (evicted == 0) return;
+  const uint64_t cap = std::max<uint64_t>(limits_.max_bytes / 8, 1u << 20);
+  drops_.drop("dead_letter_overflow", evicted,
+              "the dead-letter queue is full (" + formatSize(cap) + "); its oldest entries made room");
+}
+
 Result<uint64_t> MemoryBuffer::deadLetter(std::string_view output, const Block& block, std::string_view reason,
                                           std::string_view commit_state) {
   uint64_t evicted = 0;
   uint64_t id = 0;
-  const uint64_t cap = std::max<uint64_t>(limits_.max_bytes / 8, 1u << 20);
   {
     std::lock_guard lock(mu_);
     auto c = cursors_.find(output);
@@ -174,22 +197,30 @@ Result<uint64_t> MemoryBuffer::deadLetter(std::string_view output, const Block& 
       d.block.created_ms = block.created_ms;
       d.block.lineage = block.lineage;
       d.block.records.appendAll(block.records);
-      dead_letter_bytes_ += blockBytes(d.block);
-      dead_letter_records_ += d.block.records.size();
-      dead_letters_.push_back(std::move(d));
-      while (dead_letter_bytes_ > cap && dead_letters_.size() > 1) {
-        dead_letter_bytes_ -= blockBytes(dead_letters_.front().block);
-        dead_letter_records_ -= dead_letters_.front().block.records.size();
-        evicted += dead_letters_.front().block.records.size();
-        dead_letters_.pop_front();
-      }
+      evicted = keepLocked(std::move(d));
     }
   }
-  if (evicted > 0) {
-    drops_.drop("dead_letter_overflow", evicted,
-                "the dead-letter queue is full (" + formatSize(cap) + "); its oldest entries made room");
-  }
+  countOverflow(evicted);
   FERRY_RETURN_IF_ERROR(ack(output, block.seq, commit_state));
+  return id;
+}
+
+Result<uint64_t> MemoryBuffer::keepDeadLetter(std::string_view source, const Block& block, std::string_view reason) {
+  uint64_t evicted = 0;
+  uint64_t id = 0;
+  {
+    std::lock_guard lock(mu_);
+    DeadLetter d;
+    d.id = id = next_dead_letter_id_++;
+    d.output = std::string(source);
+    d.reason = std::string(reason.substr(0, 4096));
+    d.at_ms = clock_.wallMs();
+    d.block.created_ms = block.created_ms;
+    d.block.lineage = block.lineage;
+    d.block.records.appendAll(block.records);
+    evicted = keepLocked(std::move(d));
+  }
+  countOverflow(evicted);
   return id;
 }
 

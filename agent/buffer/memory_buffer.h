@@ -36,6 +36,7 @@ class MemoryBuffer final : public Buffer {
   Result<std::vector<BlockRef>> read(std::string_view output, uint64_t after_seq, size_t max_blocks,
                                      Duration wait) override;
   Status ack(std::string_view output, uint64_t seq, std::string_view commit_state) override;
+  Result<uint64_t> keepDeadLetter(std::string_view source, const Block& block, std::string_view reason) override;
   Result<uint64_t> deadLetter(std::string_view output, const Block& block, std::string_view reason,
                               std::string_view commit_state) override;
   Status forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const override;
@@ -50,6 +51,8 @@ class MemoryBuffer final : public Buffer {
   void discardAtShutdown();
 
  private:
+  uint64_t keepLocked(DeadLetter d);
+  void countOverflow(uint64_t evicted);
   static uint64_t blockBytes(const Block& b) { return b.records.bytes() + b.records.size() * 4; }
   void releaseLocked();         // frees blocks every cursor passed
   void expireLocked();          // max_age

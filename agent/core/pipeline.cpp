@@ -35,11 +35,49 @@ class Pipeline::InputEmitter final : public Emitter {
         checkpoints_(p.buffer_, input_ + "/") {}
 
   Status emit(const RecordBatch& batch, std::string_view stream) override {
-    return pipeline_.emit(*this, batch, stream.empty() ? std::string_view(stream_) : stream, nullptr);
+    return pipeline_.emit(*this, batch, streamOr(stream), nullptr);
   }
   Status emitWithCheckpoint(const RecordBatch& batch, const SourceCheckpoint& checkpoint,
                             std::string_view stream) override {
-    return pipeline_.emit(*this, batch, stream.empty() ? std::string_view(stream_) : stream, &checkpoint);
+    return pipeline_.emit(*this, batch, streamOr(stream), &checkpoint);
+  }
+  Status tryEmit(const RecordBatch& batch, Duration wait, std::string_view stream) override {
+    const SteadyTime deadline = SteadyTime(std::chrono::steady_clock::now().time_since_epoch()) + wait;
+    return pipeline_.emit(*this, batch, streamOr(stream), nullptr, &deadline);
+  }
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
+    std::pair<uint64_t, uint64_t> range{0, 0};
+    FERRY_RETURN_IF_ERROR(pipeline_.emit(*this, batch, streamOr(stream), nullptr, nullptr, &range));
+    std::lock_guard lock(tracked_mu_);
+    tracked_.push_back(range);
+    return range.second;
+  }
+  Status waitCommitted(uint64_t ticket, Duration d) override {
+    std::pair<uint64_t, uint64_t> range{ticket, ticket};
+    {
+      std::lock_guard lock(tracked_mu_);
+      for (const auto& r : tracked_) {
+        if (r.second == ticket) range = r;
+      }
+    }
+    Status st = pipeline_.waitCommitted(range, d);
+    if (st.code() != StatusCode::kDeadlineExceeded) {
+      // Settled: forget this ticket and every older one.
+      std::lock_guard lock(tracked_mu_);
+      while (!tracked_.empty() && tracked_.front().second <= ticket) tracked_.pop_front();
+    }
+    return st;
+  }
+  Status deadLetter(const RecordBatch& batch, std::string_view reason) override {
+    return pipeline_.deadLetter(*this, batch, reason);
+  }
+  void countDropped(std::string_view reason, uint64_t n) override {
+    if (n == 0) return;
+    pipeline_.metrics_.counter("ferry_dropped_records_total", {{"reason", std::string(reason)}}).add(n);
+    pipeline_.metrics_
+        .counter("ferry_input_dropped_records_total", {{"input", input_}, {"reason", std::string(reason)}},
+                 "records an input could not read from its source, by reason")
+        .add(n);
   }
   const CheckpointReader& checkpoints() const override { return checkpoints_; }
   bool stopping() const override {
@@ -52,7 +90,13 @@ class Pipeline::InputEmitter final : public Emitter {
     return pipeline_.inputs_stopping_;
   }
 
+  std::string_view streamOr(std::string_view stream) const {
+    return stream.empty() ? std::string_view(stream_) : stream;
+  }
+
   Pipeline& pipeline_;
+  std::mutex tracked_mu_;
+  std::deque<std::pair<uint64_t, uint64_t>> tracked_;  // block ranges of unsettled tickets
   const std::string input_;
   const std::string stream_;
   const std::string route_;
@@ -105,6 +149,7 @@ void Pipeline::stopInputs() {
 }
 
 void Pipeline::cutLocked(OpenBlock& open) {
+  ++cut_count_;
   open.block.created_ms = clock_.wallMs();
   Lineage lineage = open.block.lineage;
   ready_.push_back(std::move(open.block));
@@ -113,14 +158,28 @@ void Pipeline::cutLocked(OpenBlock& open) {
 }
 
 Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_view stream,
-                      const SourceCheckpoint* checkpoint) {
-  if (batch.empty() && checkpoint == nullptr) return Status::ok();
+                      const SourceCheckpoint* checkpoint, const SteadyTime* deadline,
+                      std::pair<uint64_t, uint64_t>* cut_range) {
+  if (batch.empty() && checkpoint == nullptr) {
+    if (cut_range != nullptr) {
+      std::lock_guard lock(mu_);
+      *cut_range = {cut_count_, cut_count_};  // nothing to wait for beyond what is cut
+    }
+    return Status::ok();
+  }
   std::unique_lock lock(mu_);
   // Back-pressure: wait for the writer to drain the staging area.
-  space_cv_.wait(lock, [&] {
+  auto has_room = [&] {
     return inputs_stopping_ || staged_bytes_ == 0 || staged_bytes_ + batch.bytes() <= options_.staging_max_bytes;
-  });
+  };
+  if (deadline == nullptr) {
+    space_cv_.wait(lock, has_room);
+  } else if (!space_cv_.wait_until(lock, std::chrono::steady_clock::time_point(deadline->time_since_epoch()),
+                                   has_room)) {
+    return resourceExhausted("the buffer takes no more records right now");
+  }
   if (inputs_stopping_) return cancelled("agent is stopping");
+  const uint64_t first_cut = cut_count_ + 1;
 
   auto it = std::find_if(open_.begin(), open_.end(), [&](const OpenBlock& o) {
     return o.block.lineage.input == from.input_ && o.block.lineage.stream == stream;
@@ -178,6 +237,11 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
       cutLocked(ob);
     }
   }
+  if (cut_range != nullptr) {
+    // Cut now: the caller waits for the commit, max_wait would only delay it.
+    if (!it->block.records.empty() || !it->block.checkpoints.empty()) cutLocked(*it);
+    *cut_range = {first_cut, cut_count_};
+  }
   staged_bytes_ += batch.bytes();
   from.records_.add(batch.size());
   lock.unlock();
@@ -208,6 +272,7 @@ void Pipeline::writerLoop() {
       next_wake = std::min(next_wake, due);
       ++it;
     }
+    if (!dead_letters_.empty()) storeDeadLettersLocked(lock);
     if (ready_.empty()) {
       if (writer_stopping_) break;
       writer_cv_.wait_until(lock, next_wake);
@@ -271,6 +336,9 @@ void Pipeline::writerLoop() {
     lock.lock();
     records = 0;  // what is left of this group
     for (size_t i = done; i < work.size(); ++i) records += work[i].records.size();
+    if (done < work.size()) failed_.emplace_back(processed_ + done + 1, processed_ + work.size());
+    processed_ += work.size();
+    commit_cv_.notify_all();
     if (!st.isOk() && stopping && carry_ && st.code() != StatusCode::kInvalidArgument) {
       // A reload: the next pipeline appends these first. Still staged, so still counted.
       for (size_t i = done; i < work.size(); ++i) carried_.push_back(std::move(work[i]));
@@ -289,9 +357,62 @@ void Pipeline::writerLoop() {
   }
 }
 
+Status Pipeline::waitCommitted(std::pair<uint64_t, uint64_t> range, Duration d) {
+  std::unique_lock lock(mu_);
+  commit_cv_.wait_for(lock, d, [&] { return processed_ >= range.second || writer_stopped_; });
+  if (processed_ < range.second) {
+    if (writer_stopped_) return cancelled("agent is stopping");
+    return Status(StatusCode::kDeadlineExceeded, "not committed yet");
+  }
+  for (const auto& [lo, hi] : failed_) {
+    if (lo <= range.second && hi >= range.first) {
+      return Status(StatusCode::kIoError, "the records were not stored (dropped or left to the next configuration)");
+    }
+  }
+  return Status::ok();
+}
+
+Status Pipeline::deadLetter(InputEmitter& from, const RecordBatch& batch, std::string_view reason) {
+  if (batch.empty()) return Status::ok();
+  PendingDeadLetter pending;
+  pending.source = "input:" + from.input_;
+  pending.block.created_ms = clock_.wallMs();
+  pending.block.lineage = Lineage{agent_id_, from.input_, from.stream_, config_version_, {}};
+  pending.block.records.appendAll(batch);
+  pending.reason = std::string(reason);
+  std::unique_lock lock(mu_);
+  if (inputs_stopping_ || writer_stopped_) return cancelled("agent is stopping");
+  dead_letters_.push_back(&pending);
+  writer_cv_.notify_one();
+  commit_cv_.wait(lock, [&] { return pending.done; });
+  return pending.result;
+}
+
+void Pipeline::storeDeadLettersLocked(std::unique_lock<std::mutex>& lock) {
+  while (!dead_letters_.empty()) {
+    PendingDeadLetter* p = dead_letters_.front();
+    dead_letters_.pop_front();
+    lock.unlock();
+    Result<uint64_t> kept = buffer_.keepDeadLetter(p->source, p->block, p->reason);
+    const uint64_t n = p->block.records.size();
+    if (kept.isOk()) {
+      metrics_.counter("ferry_dead_letter_records_total", {{"output", p->source}}).add(n);
+    } else {
+      logError("pipeline", "could not keep ", n, " dead-lettered record(s) of ", p->source, ": ",
+               kept.status().toString());
+      metrics_.counter("ferry_dropped_records_total", {{"reason", "dead_letter_failed"}}).add(n);
+    }
+    lock.lock();
+    p->result = kept.isOk() ? Status::ok() : kept.status();
+    p->done = true;
+    commit_cv_.notify_all();
+  }
+}
+
 void Pipeline::adopt(std::vector<Block> blocks) {
   std::lock_guard lock(mu_);
   for (Block& b : blocks) {
+    ++cut_count_;
     staged_bytes_ += b.records.bytes();
     ready_.push_back(std::move(b));
   }
@@ -310,6 +431,13 @@ uint64_t Pipeline::flushAndStop(SteadyTime deadline, std::vector<Block>* carry) 
   writer_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
   std::lock_guard lock(mu_);
+  writer_stopped_ = true;
+  for (PendingDeadLetter* p : dead_letters_) {  // queued after the writer's last look
+    p->result = cancelled("agent is stopping");
+    p->done = true;
+  }
+  dead_letters_.clear();
+  commit_cv_.notify_all();
   if (carry != nullptr) {
     for (Block& b : carried_) carry->push_back(std::move(b));
     carried_.clear();

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "agent/config/config.h"
@@ -76,9 +77,17 @@ class Pipeline {
     SteadyTime first_record{};
   };
 
+  // `deadline`: give up (kResourceExhausted) when no room by then; null waits until stop.
+  // `cut_range`: set to the range of block indexes (cut order, 1-based) that hold the batch;
+  // the open block is cut at once then.
   Status emit(InputEmitter& from, const RecordBatch& batch, std::string_view stream,
-              const SourceCheckpoint* checkpoint);
+              const SourceCheckpoint* checkpoint, const SteadyTime* deadline = nullptr,
+              std::pair<uint64_t, uint64_t>* cut_range = nullptr);
+  Status waitCommitted(std::pair<uint64_t, uint64_t> range, Duration d);
+  Status deadLetter(InputEmitter& from, const RecordBatch& batch, std::string_view reason);
   void cutLocked(OpenBlock& open);
+  // Writer thread: stores the queued input dead letters (lock held on entry and exit).
+  void storeDeadLettersLocked(std::unique_lock<std::mutex>& lock);
   void writerLoop();
 
   Buffer& buffer_;
@@ -96,9 +105,26 @@ class Pipeline {
   std::condition_variable stop_cv_;    // emitters' waitFor()
   std::list<OpenBlock> open_;          // one per (input, stream) with records
   std::deque<Block> ready_;            // cut, waiting for the writer
+  // Commit tracking (Emitter::emitTracked): blocks are numbered in cut order (adopted ones
+  // too); the writer takes ready_ in that order, so `processed_` blocks are done. Ranges of
+  // block numbers that were not stored (dropped or carried) are kept in `failed_`.
+  uint64_t cut_count_ = 0;
+  uint64_t processed_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> failed_;
+  std::condition_variable commit_cv_;  // processed_ moved, or a dead letter was stored
+  // Input dead letters waiting for the writer (it alone may seal into the buffer).
+  struct PendingDeadLetter {
+    std::string source;
+    Block block;
+    std::string reason;
+    bool done = false;
+    Status result;
+  };
+  std::list<PendingDeadLetter*> dead_letters_;
   uint64_t staged_bytes_ = 0;
   bool inputs_stopping_ = false;
   bool writer_stopping_ = false;
+  bool writer_stopped_ = false;
   SteadyTime flush_deadline_{};
   uint64_t shutdown_dropped_ = 0;
   bool carry_ = false;               // flushAndStop(…, carry): keep what cannot be appended

@@ -45,12 +45,55 @@ class CaptureEmitter final : public Emitter {
     }
     return st;
   }
+  // Waits for nothing: answers like emit().
+  Status tryEmit(const RecordBatch& batch, Duration, std::string_view stream = {}) override {
+    return emit(batch, stream);
+  }
+  // Tickets count tracked emits; a ticket is committed once commit_through reaches it
+  // (tests move it; auto_commit commits every accepted emit at once).
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream = {}) override {
+    Status st = emit(batch, stream);
+    if (!st.isOk()) return st;
+    std::lock_guard lock(mu_);
+    const uint64_t ticket = ++tickets;
+    if (auto_commit) commit_through = ticket;
+    return ticket;
+  }
+  Status waitCommitted(uint64_t ticket, Duration d) override {
+    std::unique_lock lock(mu_);
+    commit_cv.wait_for(lock, d, [&] { return commit_through >= ticket || stop; });
+    if (commit_through >= ticket) return Status::ok();
+    if (stop) return cancelled("stopping");
+    return Status(StatusCode::kDeadlineExceeded, "not committed yet");
+  }
+  void commitThrough(uint64_t ticket) {
+    {
+      std::lock_guard lock(mu_);
+      commit_through = ticket;
+    }
+    commit_cv.notify_all();
+  }
+  Status deadLetter(const RecordBatch& batch, std::string_view reason) override {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < batch.size(); ++i) dead_letters.emplace_back(std::string(reason), std::string(batch[i]));
+    return Status::ok();
+  }
+  void countDropped(std::string_view reason, uint64_t n = 1) override {
+    std::lock_guard lock(mu_);
+    dropped[std::string(reason)] += n;
+  }
   const CheckpointReader& checkpoints() const override { return reader_; }
   bool stopping() const override { return stop; }
   bool waitFor(Duration) override { return stop; }
 
   // Checkpoints "committed" so far; tests may preset them to simulate a restart.
   std::map<std::string, std::string> committed;
+  std::vector<std::pair<std::string, std::string>> dead_letters;  // (reason, record)
+  std::map<std::string, uint64_t> dropped;                        // reason → records
+  uint64_t tickets = 0;
+  uint64_t commit_through = 0;
+  bool auto_commit = true;
+  std::condition_variable commit_cv;
 
   std::mutex mu_;
   std::vector<std::string> records;

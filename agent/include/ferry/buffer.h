@@ -99,6 +99,12 @@ class Buffer {
   virtual Result<uint64_t> deadLetter(std::string_view output, const Block& block, std::string_view reason,
                                       std::string_view commit_state) = 0;
 
+  // Writer thread only (the thread that calls append()): keeps `block` (not part of the
+  // log; its seq is ignored) in the dead-letter queue under the name `source` (e.g.
+  // "input:<name>": records an input could not deliver as records) with `reason`. Same
+  // bound as deadLetter(). Returns the entry's id.
+  virtual Result<uint64_t> keepDeadLetter(std::string_view source, const Block& block, std::string_view reason) = 0;
+
   // Tools and tests: every dead letter kept, oldest first.
   virtual Status forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const = 0;
 

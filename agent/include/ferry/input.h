@@ -62,6 +62,34 @@ class Emitter {
   virtual Status emitWithCheckpoint(const RecordBatch& batch, const SourceCheckpoint& checkpoint,
                                     std::string_view stream = {}) = 0;
 
+  // Like emit(), but waits at most `wait` for room when the core is full; then returns
+  // kResourceExhausted and accepts nothing. For inputs that can push back on their source
+  // instead of blocking it (the http input answers 503 + Retry-After).
+  virtual Status tryEmit(const RecordBatch& batch, Duration wait, std::string_view stream = {}) = 0;
+
+  // Commit tracking, for sources that may be acknowledged only once their records are
+  // durable (mqtt QoS 1: PUBACK after commit). emitTracked() is emit() that cuts the block
+  // at once (no max_wait) and returns a ticket; waitCommitted(ticket, d) waits up to `d`
+  // until every block holding records emitted up to that ticket is written to the buffer
+  // (fsynced with durability: fsync). Returns OK when committed, kDeadlineExceeded when
+  // not yet, kCancelled when the agent stops first, kIoError when the records could not
+  // be stored (dropped and counted by the core, or carried to the next configuration at a
+  // reload): then do not acknowledge the source.
+  virtual Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream = {}) = 0;
+  virtual Status waitCommitted(uint64_t ticket, Duration d) = 0;
+
+  // Keeps records this input cannot deliver as records (a line over max_line_bytes with
+  // `on_long_line: dead_letter`) in the buffer's dead-letter queue, with `reason`, under
+  // the name "input:<input name>" (`ferry buffer export --dead-letters` shows them);
+  // counted in ferry_dead_letter_records_total{output="input:<name>"}. Each record of
+  // `batch` is kept as given (it need not be JSON). Returns when stored.
+  virtual Status deadLetter(const RecordBatch& batch, std::string_view reason) = 0;
+
+  // Counts `n` records of this input's source that were dropped for `reason` (malformed
+  // input: "bad_json", "invalid_utf8", …) in ferry_dropped_records_total{reason} and
+  // ferry_input_dropped_records_total{input,reason}.
+  virtual void countDropped(std::string_view reason, uint64_t n = 1) = 0;
+
   // Checkpoints committed so far (this run's and earlier runs'), scoped to this input.
   virtual const CheckpointReader& checkpoints() const = 0;
 

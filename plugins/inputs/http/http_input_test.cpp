@@ -87,6 +87,17 @@ class OverlapEmitter final : public Emitter {
                             std::string_view stream) override {
     return emit(batch, stream);
   }
+  Status tryEmit(const RecordBatch& batch, Duration, std::string_view stream) override { return emit(batch, stream); }
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
+    Status st = emit(batch, stream);
+    if (!st.isOk()) return st;
+    return static_cast<uint64_t>(records.load());
+  }
+  Status waitCommitted(uint64_t, Duration) override { return Status::ok(); }
+  Status deadLetter(const RecordBatch& batch, std::string_view reason) override {
+    return none_.deadLetter(batch, reason);
+  }
+  void countDropped(std::string_view reason, uint64_t n) override { none_.countDropped(reason, n); }
   const CheckpointReader& checkpoints() const override { return none_.checkpoints(); }
   bool stopping() const override { return false; }
   bool waitFor(Duration) override { return false; }

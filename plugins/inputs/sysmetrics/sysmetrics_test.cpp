@@ -42,6 +42,15 @@ class CaptureEmitter final : public Emitter {
                             std::string_view stream) override {
     return emit(batch, stream);
   }
+  Status tryEmit(const RecordBatch& batch, Duration, std::string_view stream) override { return emit(batch, stream); }
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
+    Status st = emit(batch, stream);
+    if (!st.isOk()) return st;
+    return static_cast<uint64_t>(batches.size());
+  }
+  Status waitCommitted(uint64_t, Duration) override { return Status::ok(); }
+  Status deadLetter(const RecordBatch&, std::string_view) override { return Status::ok(); }
+  void countDropped(std::string_view, uint64_t) override {}
   const CheckpointReader& checkpoints() const override { return none_; }
   bool stopping() const override { return false; }
   bool waitFor(Duration /*d*/) override { return false; }

@@ -66,6 +66,15 @@ class BatchLog final : public Emitter {
     if (refuse_after >= 0 && accepted_count() >= refuse_after) refuse = true;
     return st;
   }
+  Status tryEmit(const RecordBatch& batch, Duration, std::string_view stream) override { return emit(batch, stream); }
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
+    return inner.emitTracked(batch, stream);
+  }
+  Status waitCommitted(uint64_t ticket, Duration d) override { return inner.waitCommitted(ticket, d); }
+  Status deadLetter(const RecordBatch& batch, std::string_view reason) override {
+    return inner.deadLetter(batch, reason);
+  }
+  void countDropped(std::string_view reason, uint64_t n) override { inner.countDropped(reason, n); }
   const CheckpointReader& checkpoints() const override { return inner.checkpoints(); }
   bool stopping() const override { return inner.stopping(); }
   bool waitFor(Duration d) override { return inner.waitFor(d); }
