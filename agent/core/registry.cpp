@@ -5,7 +5,12 @@
 namespace ferry {
 
 std::string_view pluginKindName(PluginKind kind) {
-  return kind == PluginKind::kInput ? "input" : "output";
+  switch (kind) {
+    case PluginKind::kInput: return "input";
+    case PluginKind::kOutput: return "output";
+    case PluginKind::kProcessor: return "processor";
+  }
+  return "plugin";
 }
 
 namespace {
@@ -88,7 +93,7 @@ std::vector<std::string> PluginRegistry::names(PluginKind kind) const {
 
 std::string PluginRegistry::describe() const {
   std::ostringstream os;
-  for (PluginKind kind : {PluginKind::kInput, PluginKind::kOutput}) {
+  for (PluginKind kind : {PluginKind::kInput, PluginKind::kProcessor, PluginKind::kOutput}) {
     os << (kind == PluginKind::kInput ? "Inputs" : "Outputs") << " (common keys:";
     for (const OptionSpec& o : kind == PluginKind::kInput ? commonInputOptions() : commonOutputOptions()) {
       os << " " << o.key;

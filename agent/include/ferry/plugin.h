@@ -18,11 +18,12 @@
 #include "ferry/metrics.h"
 #include "ferry/options.h"
 #include "ferry/output.h"
+#include "ferry/processor.h"
 #include "ferry/status.h"
 
 namespace ferry {
 
-enum class PluginKind { kInput, kOutput };
+enum class PluginKind { kInput, kOutput, kProcessor };
 std::string_view pluginKindName(PluginKind kind);
 
 // What the core gives a plugin at construction. References outlive the plugin.
@@ -36,6 +37,7 @@ struct PluginContext {
 
 using InputFactory = Result<std::unique_ptr<Input>> (*)(const PluginContext&, const Options&);
 using OutputFactory = Result<std::unique_ptr<Output>> (*)(const PluginContext&, const Options&);
+using ProcessorFactory = Result<std::unique_ptr<Processor>> (*)(const PluginContext&, const Options&);
 
 struct PluginDescriptor {
   PluginKind kind = PluginKind::kInput;
@@ -44,6 +46,7 @@ struct PluginDescriptor {
   std::span<const OptionSpec> options;  // plugin-specific keys (common keys are the core's)
   InputFactory make_input = nullptr;    // set for inputs
   OutputFactory make_output = nullptr;  // set for outputs
+  ProcessorFactory make_processor = nullptr;  // set for processors
 };
 
 }  // namespace ferry
