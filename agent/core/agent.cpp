@@ -141,7 +141,7 @@ Result<std::unique_ptr<Agent::Generation>> Agent::build(const Config& config) {
   g->pipeline = std::make_unique<Pipeline>(*buffer_, batching, config.agent.id, config.version, metrics_, clock_);
 
   for (const PluginInstance& in : config.inputs) {
-    PluginContext ctx{config.agent.id, in.name, config.agent.data_dir, &clock_, &metrics_};
+    PluginContext ctx{config.agent.id, in.name, config.agent.data_dir, &clock_, &metrics_, in.descriptor};
     auto input = in.descriptor->make_input(ctx, in.options);
     if (!input.isOk()) return input.status().withContext("input " + in.name);
     Emitter& emitter = g->pipeline->emitterFor(in.name, in.stream);
@@ -149,7 +149,7 @@ Result<std::unique_ptr<Agent::Generation>> Agent::build(const Config& config) {
         std::make_unique<InputRunner>(in.name, std::move(input).value(), emitter, metrics_, clock_));
   }
   for (const PluginInstance& out : config.outputs) {
-    PluginContext ctx{config.agent.id, out.name, config.agent.data_dir, &clock_, &metrics_};
+    PluginContext ctx{config.agent.id, out.name, config.agent.data_dir, &clock_, &metrics_, out.descriptor};
     auto output = out.descriptor->make_output(ctx, out.options);
     if (!output.isOk()) return output.status().withContext("output " + out.name);
     SenderOptions so;
