@@ -593,6 +593,32 @@ std::string adopt(const ferry_plugin_descriptor* d, LoadedPlugin* p) {
   return {};
 }
 
+// What an ELF header says about the machine a file was built for.
+struct ElfId {
+  bool elf = false;
+  int cls = 0;           // 1: 32-bit, 2: 64-bit
+  uint32_t machine = 0;  // e_machine, e.g. 62 x86-64, 183 AArch64, 40 ARM
+};
+
+ElfId elfId(const std::string& path) {
+  ElfId id;
+  unsigned char h[20];
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return id;
+  const size_t n = std::fread(h, 1, sizeof h, f);
+  std::fclose(f);
+  if (n != sizeof h || std::memcmp(h,
+                                   "\x7f"
+                                   "ELF",
+                                   4) != 0)
+    return id;
+  id.elf = true;
+  id.cls = h[4];
+  id.machine = h[5] == 2 ? (uint32_t{h[18]} << 8) | h[19]
+                         : (uint32_t{h[19]} << 8) | h[18];  // EI_DATA: 2 big-endian
+  return id;
+}
+
 // Opens one library and checks it. Returns the plugin, or the problem (without the file).
 std::unique_ptr<LoadedPlugin> openLibrary(const std::string& path, std::string* problem) {
   struct stat st {};
@@ -609,6 +635,20 @@ std::unique_ptr<LoadedPlugin> openLibrary(const std::string& path, std::string* 
     std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
     *problem = std::string("writable by anyone (mode ") + mode +
                "): whoever can write it runs code inside the agent; run: chmod o-w " + path;
+    return nullptr;
+  }
+  // dlopen's own words for a library of another machine are misleading ("No such file").
+  const ElfId mine = elfId("/proc/self/exe");
+  const ElfId theirs = elfId(path);
+  if (!theirs.elf) {
+    *problem = "not a loadable shared object: not an ELF file";
+    return nullptr;
+  }
+  if (mine.elf && (mine.cls != theirs.cls || mine.machine != theirs.machine)) {
+    *problem = "not a loadable shared object: built for another machine (ELF class " +
+               std::to_string(theirs.cls) + ", machine " + std::to_string(theirs.machine) +
+               "; this ferry: class " + std::to_string(mine.cls) + ", machine " +
+               std::to_string(mine.machine) + ")";
     return nullptr;
   }
   auto lib = std::make_shared<Library>();

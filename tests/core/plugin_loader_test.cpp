@@ -99,10 +99,31 @@ TEST_SUITE("core.plugin_loader") {
     copyPluginLib(kTestLibs, "test_tick", dir.path().string());
     auto r = loadOnly(dir);
     REQUIRE(r.problems.size() == 1);
-    CHECK(r.problems[0].starts_with(dir.file("fake.so") + ": not a loadable shared object: "));
+    CHECK(r.problems[0] == dir.file("fake.so") + ": not a loadable shared object: not an ELF file");
     // The good library beside it still loads (the config is invalid either way).
     REQUIRE(r.plugins->descriptors().size() == 1);
     CHECK(r.plugins->descriptors()[0]->name == "test_tick");
+  }
+
+  TEST_CASE("a library built for another machine is refused, saying so") {
+    TempDir dir;
+    copyPluginLib(kExamples, "counter", dir.path().string());
+    // Patch e_machine (offset 18, little-endian here) to one this host is not.
+    std::string bytes = readFile(dir.file("counter.so"));
+    REQUIRE(bytes.size() > 20);
+    const uint16_t machine = static_cast<uint16_t>(static_cast<unsigned char>(bytes[18]) |
+                                                   (static_cast<unsigned char>(bytes[19]) << 8));
+    const uint16_t other = machine == 183 ? 62 : 183;  // AArch64, else x86-64
+    bytes[18] = static_cast<char>(other & 0xff);
+    bytes[19] = static_cast<char>(other >> 8);
+    writeFile(dir.file("counter.so"), bytes, 0755);
+    auto r = loadOnly(dir);
+    REQUIRE(r.problems.size() == 1);
+    CHECK(r.problems[0] ==
+          dir.file("counter.so") +
+              ": not a loadable shared object: built for another machine (ELF class 2, machine " +
+              std::to_string(other) + "; this ferry: class 2, machine " + std::to_string(machine) +
+              ")");
   }
 
   TEST_CASE("a name a built-in or another library already has is refused") {

@@ -1,5 +1,5 @@
 // Out-of-tree plugins inside the real agent: the example C input (counter) loaded from
-// build/plugins/ through agent.plugins_dir delivers exactly its records to a file output;
+// build/lib/ferry/plugins/ through agent.plugins_dir delivers exactly its records to a file output;
 // `ferry validate` and `ferry run` refuse a directory holding a library of another ABI
 // version, naming it; `ferry plugins --plugins-dir` lists what was loaded.
 #include <doctest/doctest.h>

@@ -1,4 +1,4 @@
-// The example add_field processor (add_field.cpp), loaded from build/plugins/ and run
+// The example add_field processor (add_field.cpp), loaded from build/lib/ferry/plugins/ and run
 // through the loader's adapter as the agent runs it.
 #include <doctest/doctest.h>
 

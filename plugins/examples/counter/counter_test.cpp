@@ -1,4 +1,4 @@
-// The example counter input (counter.c), loaded from build/plugins/ and run through the
+// The example counter input (counter.c), loaded from build/lib/ferry/plugins/ and run through the
 // loader's adapter as the agent runs it.
 #include <doctest/doctest.h>
 
