@@ -43,7 +43,7 @@ class CaptureEmitter final : public Emitter {
     return emit(batch, stream);
   }
   Status tryEmit(const RecordBatch& batch, Duration, std::string_view stream) override { return emit(batch, stream); }
-  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream, Duration) override {
     Status st = emit(batch, stream);
     if (!st.isOk()) return st;
     return static_cast<uint64_t>(batches.size());
