@@ -503,25 +503,18 @@ bool validName(const char* s) {
   return true;
 }
 
+constexpr std::pair<uint32_t, OptionType> kOptionTypes[] = {
+    {FERRY_OPTION_STRING, OptionType::kString},     {FERRY_OPTION_INT, OptionType::kInt},
+    {FERRY_OPTION_BOOL, OptionType::kBool},         {FERRY_OPTION_DOUBLE, OptionType::kDouble},
+    {FERRY_OPTION_DURATION, OptionType::kDuration}, {FERRY_OPTION_SIZE, OptionType::kSize},
+    {FERRY_OPTION_STRING_LIST, OptionType::kStringList},
+};
+
 std::optional<OptionType> optionType(uint32_t t) {
-  switch (t) {
-    case FERRY_OPTION_STRING:
-      return OptionType::kString;
-    case FERRY_OPTION_INT:
-      return OptionType::kInt;
-    case FERRY_OPTION_BOOL:
-      return OptionType::kBool;
-    case FERRY_OPTION_DOUBLE:
-      return OptionType::kDouble;
-    case FERRY_OPTION_DURATION:
-      return OptionType::kDuration;
-    case FERRY_OPTION_SIZE:
-      return OptionType::kSize;
-    case FERRY_OPTION_STRING_LIST:
-      return OptionType::kStringList;
-    default:
-      return std::nullopt;
+  for (const auto& [abi, type] : kOptionTypes) {
+    if (abi == t) return type;
   }
+  return std::nullopt;
 }
 
 // Keys the core owns in every input / processor entry; a plugin cannot declare them.

@@ -229,11 +229,8 @@ TEST_SUITE("core.plugin_loader") {
     TempDir dir;
     copyPluginLib(kTestLibs, "test_service", dir.path().string());
     PluginFixture f(dir.path().string());
-    const PluginDescriptor& d = f.find(PluginKind::kInput, "test_service");
-    auto opts = optionsFromYaml("batches: 4", d.options);
-    REQUIRE(opts.isOk());
     LogCapture log;
-    auto made = d.make_input(f.context(d, "svc"), opts.value());
+    auto made = f.input("test_service", "batches: 4", "svc");
     REQUIRE(made.isOk());
     std::unique_ptr<Input> in = std::move(made).value();
     CHECK(in->interval() == Duration::zero());
@@ -258,11 +255,8 @@ TEST_SUITE("core.plugin_loader") {
     TempDir dir;
     copyPluginLib(kTestLibs, "test_tick", dir.path().string());
     PluginFixture f(dir.path().string());
-    const PluginDescriptor& d = f.find(PluginKind::kProcessor, "test_tick");
-    auto opts = optionsFromYaml("every: 250ms\nlabels: [x, \"q\\\"y\"]", d.options);
-    REQUIRE(opts.isOk());
     LogCapture log;
-    auto made = d.make_processor(f.context(d, "tk"), opts.value());
+    auto made = f.processor("test_tick", "every: 250ms\nlabels: [x, \"q\\\"y\"]", "tk");
     REQUIRE(made.isOk());
     std::unique_ptr<Processor> p = std::move(made).value();
     // create() saw both forms of the config: typed values and the JSON object.
@@ -305,10 +299,7 @@ TEST_SUITE("core.plugin_loader") {
     std::unique_ptr<Input> in;
     {
       PluginFixture f(dir.path().string());
-      const PluginDescriptor& d = f.find(PluginKind::kInput, "counter");
-      auto opts = optionsFromYaml("count: 2", d.options);
-      REQUIRE(opts.isOk());
-      auto made = d.make_input(f.context(d, "c"), opts.value());
+      auto made = f.input("counter", "count: 2", "c");
       REQUIRE(made.isOk());
       in = std::move(made).value();
     }

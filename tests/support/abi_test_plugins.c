@@ -96,22 +96,18 @@ static void destroy(void* instance) {
 }
 
 static const ferry_plugin_descriptor kDescriptor = {
-    FERRY_PLUGIN_ABI_VERSION,
-    sizeof(ferry_plugin_descriptor),
-    FERRY_PLUGIN_INPUT,
-    "test_service",
-    "test: service input emitting from its own thread",
-    kOptions,
-    1,
-    create,
-    destroy,
-    NULL,
-    NULL,
-    start,
-    stop,
-    NULL,
-    NULL,
-    NULL};
+    .abi_version = FERRY_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(ferry_plugin_descriptor),
+    .kind = FERRY_PLUGIN_INPUT,
+    .name = "test_service",
+    .summary = "test: service input emitting from its own thread",
+    .options = kOptions,
+    .option_count = 1,
+    .create = create,
+    .destroy = destroy,
+    .start = start,
+    .stop = stop,
+};
 
 FERRY_PLUGIN_EXPORT const ferry_plugin_descriptor* FERRY_PLUGIN_ENTRY(void) { return &kDescriptor; }
 
@@ -213,22 +209,19 @@ static int tick(void* instance, int final, const ferry_tick_out* out, char* erro
 }
 
 static const ferry_plugin_descriptor kDescriptor = {
-    FERRY_PLUGIN_ABI_VERSION,
-    sizeof(ferry_plugin_descriptor),
-    FERRY_PLUGIN_PROCESSOR,
-    "test_tick",
-    "test: processor that filters, refuses and ticks",
-    kOptions,
-    2,
-    create,
-    destroy,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    process,
-    tick_interval,
-    tick};
+    .abi_version = FERRY_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(ferry_plugin_descriptor),
+    .kind = FERRY_PLUGIN_PROCESSOR,
+    .name = "test_tick",
+    .summary = "test: processor that filters, refuses and ticks",
+    .options = kOptions,
+    .option_count = 2,
+    .create = create,
+    .destroy = destroy,
+    .process = process,
+    .tick_interval_ns = tick_interval,
+    .tick = tick,
+};
 
 FERRY_PLUGIN_EXPORT const ferry_plugin_descriptor* FERRY_PLUGIN_ENTRY(void) { return &kDescriptor; }
 
@@ -255,45 +248,32 @@ static int collect(void* instance, const ferry_emitter* emitter, char* error, si
   return emitter->emit(emitter->ctx, "{}\n", 3, NULL);
 }
 
-#if defined(FERRY_TEST_WRONG_VERSION)
-/* What a library built against a later header would say. */
-static const ferry_plugin_descriptor kDescriptor = {2,
-                                                    sizeof(ferry_plugin_descriptor),
-                                                    FERRY_PLUGIN_INPUT,
-                                                    "test_wrong",
-                                                    "test: wrong ABI version",
-                                                    NULL,
-                                                    0,
-                                                    create,
-                                                    destroy,
-                                                    interval,
-                                                    collect,
-                                                    NULL,
-                                                    NULL,
-                                                    NULL,
-                                                    NULL,
-                                                    NULL};
-#else
 static const ferry_option kOptions[] = {
     {"limit", FERRY_OPTION_INT, 0, "ten", "an int whose default is not one"},
 };
-static const ferry_plugin_descriptor kDescriptor = {FERRY_PLUGIN_ABI_VERSION,
-                                                    sizeof(ferry_plugin_descriptor),
-                                                    FERRY_PLUGIN_INPUT,
-                                                    "test_bad_default",
-                                                    "test: bad option default",
-                                                    kOptions,
-                                                    1,
-                                                    create,
-                                                    destroy,
-                                                    interval,
-                                                    collect,
-                                                    NULL,
-                                                    NULL,
-                                                    NULL,
-                                                    NULL,
-                                                    NULL};
+#if defined(FERRY_TEST_WRONG_VERSION)
+/* What a library built against a later header would say; otherwise valid. */
+#define TEST_VERSION 2
+#define TEST_NAME "test_wrong"
+#define TEST_OPTION_COUNT 0
+#else
+#define TEST_VERSION FERRY_PLUGIN_ABI_VERSION
+#define TEST_NAME "test_bad_default"
+#define TEST_OPTION_COUNT 1
 #endif
+static const ferry_plugin_descriptor kDescriptor = {
+    .abi_version = TEST_VERSION,
+    .struct_size = sizeof(ferry_plugin_descriptor),
+    .kind = FERRY_PLUGIN_INPUT,
+    .name = TEST_NAME,
+    .summary = "test",
+    .options = kOptions,
+    .option_count = TEST_OPTION_COUNT,
+    .create = create,
+    .destroy = destroy,
+    .interval_ns = interval,
+    .collect = collect,
+};
 
 FERRY_PLUGIN_EXPORT const ferry_plugin_descriptor* FERRY_PLUGIN_ENTRY(void) { return &kDescriptor; }
 

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "agent/config/loader.h"
 #include "agent/core/registry.h"
 #include "ferry/clock.h"
 
@@ -38,6 +39,25 @@ const PluginDescriptor& PluginFixture::find(PluginKind kind, std::string_view na
 
 PluginContext PluginFixture::context(const PluginDescriptor& d, std::string instance) {
   return PluginContext{"test-agent", std::move(instance), "", &systemClock(), &metrics, &d};
+}
+
+Result<std::unique_ptr<Input>> PluginFixture::input(std::string_view name, std::string_view yaml,
+                                                    std::string instance) {
+  const PluginDescriptor& d = find(PluginKind::kInput, name);
+  Result<Options> opts = optionsFromYaml(yaml, d.options);
+  INFO(opts.status().message());
+  REQUIRE(opts.isOk());
+  return d.make_input(context(d, std::move(instance)), opts.value());
+}
+
+Result<std::unique_ptr<Processor>> PluginFixture::processor(std::string_view name,
+                                                            std::string_view yaml,
+                                                            std::string instance) {
+  const PluginDescriptor& d = find(PluginKind::kProcessor, name);
+  Result<Options> opts = optionsFromYaml(yaml, d.options);
+  INFO(opts.status().message());
+  REQUIRE(opts.isOk());
+  return d.make_processor(context(d, std::move(instance)), opts.value());
 }
 
 }  // namespace ferry::test

@@ -22,6 +22,12 @@ struct PluginFixture {
   explicit PluginFixture(const std::string& dir);
   const PluginDescriptor& find(PluginKind kind, std::string_view name) const;
   PluginContext context(const PluginDescriptor& d, std::string instance);
+  // An instance named `instance` of the plugin `name`, built from `yaml` (its options,
+  // validated against its table: REQUIREd valid) by the plugin's factory.
+  Result<std::unique_ptr<Input>> input(std::string_view name, std::string_view yaml,
+                                       std::string instance);
+  Result<std::unique_ptr<Processor>> processor(std::string_view name, std::string_view yaml,
+                                               std::string instance);
 
   std::shared_ptr<const LoadedPlugins> plugins;
   MetricsRegistry metrics;

@@ -11,10 +11,7 @@ using namespace ferry::test;
 TEST_SUITE("plugins.examples.add_field") {
   TEST_CASE("adds the field to records without it, in one batch; leaves the others alone") {
     PluginFixture f(FERRY_EXAMPLE_PLUGINS_DIR);
-    const PluginDescriptor& d = f.find(PluginKind::kProcessor, "add_field");
-    auto opts = optionsFromYaml("field: site\nvalue: 'x\"y'", d.options);
-    REQUIRE(opts.isOk());
-    auto made = d.make_processor(f.context(d, "tag"), opts.value());
+    auto made = f.processor("add_field", "field: site\nvalue: 'x\"y'", "tag");
     REQUIRE(made.isOk());
     std::unique_ptr<Processor> p = std::move(made).value();
 
@@ -41,10 +38,7 @@ TEST_SUITE("plugins.examples.add_field") {
 
   TEST_CASE("a field name that is not a plain identifier is refused at create()") {
     PluginFixture f(FERRY_EXAMPLE_PLUGINS_DIR);
-    const PluginDescriptor& d = f.find(PluginKind::kProcessor, "add_field");
-    auto opts = optionsFromYaml("field: 'a b'\nvalue: v", d.options);
-    REQUIRE(opts.isOk());
-    auto made = d.make_processor(f.context(d, "tag"), opts.value());
+    auto made = f.processor("add_field", "field: 'a b'\nvalue: v", "tag");
     REQUIRE_FALSE(made.isOk());
     CHECK(made.status().message() ==
           "add_field: field must be 1-128 characters of a-z, A-Z, 0-9 and _");

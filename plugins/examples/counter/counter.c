@@ -132,23 +132,19 @@ static int counter_collect(void* instance, const ferry_emitter* emitter, char* e
   return FERRY_ERR_UNAVAILABLE;
 }
 
+/* Fields left out (start, stop, process, tick...) are NULL: a polled input needs none. */
 static const ferry_plugin_descriptor kDescriptor = {
-    FERRY_PLUGIN_ABI_VERSION,
-    sizeof(ferry_plugin_descriptor),
-    FERRY_PLUGIN_INPUT,
-    "counter",
-    "example C plugin: numbered records every interval",
-    kOptions,
-    sizeof kOptions / sizeof kOptions[0],
-    counter_create,
-    counter_destroy,
-    counter_interval,
-    counter_collect,
-    NULL, /* start: polled, not a service */
-    NULL, /* stop */
-    NULL, /* process: inputs only */
-    NULL,
-    NULL,
+    .abi_version = FERRY_PLUGIN_ABI_VERSION,
+    .struct_size = sizeof(ferry_plugin_descriptor),
+    .kind = FERRY_PLUGIN_INPUT,
+    .name = "counter",
+    .summary = "example C plugin: numbered records every interval",
+    .options = kOptions,
+    .option_count = sizeof kOptions / sizeof kOptions[0],
+    .create = counter_create,
+    .destroy = counter_destroy,
+    .interval_ns = counter_interval,
+    .collect = counter_collect,
 };
 
 FERRY_PLUGIN_EXPORT const ferry_plugin_descriptor* FERRY_PLUGIN_ENTRY(void) { return &kDescriptor; }

@@ -10,21 +10,10 @@ using namespace ferry;
 using namespace ferry::test;
 using namespace std::chrono_literals;
 
-namespace {
-
-Result<std::unique_ptr<Input>> makeCounter(PluginFixture& f, std::string_view yaml) {
-  const PluginDescriptor& d = f.find(PluginKind::kInput, "counter");
-  auto opts = optionsFromYaml(yaml, d.options);
-  REQUIRE(opts.isOk());
-  return d.make_input(f.context(d, "cnt"), opts.value());
-}
-
-}  // namespace
-
 TEST_SUITE("plugins.examples.counter") {
   TEST_CASE("emits count records per collect, numbered, with the escaped prefix, up to total") {
     PluginFixture f(FERRY_EXAMPLE_PLUGINS_DIR);
-    auto made = makeCounter(f, "count: 2\ntotal: 5\nprefix: 'a\"b'\ninterval: 250ms");
+    auto made = f.input("counter", "count: 2\ntotal: 5\nprefix: 'a\"b'\ninterval: 250ms", "cnt");
     REQUIRE(made.isOk());
     std::unique_ptr<Input> in = std::move(made).value();
     CHECK(in->interval() == 250ms);
@@ -40,7 +29,7 @@ TEST_SUITE("plugins.examples.counter") {
 
   TEST_CASE("a batch the agent did not accept is sent again, not skipped") {
     PluginFixture f(FERRY_EXAMPLE_PLUGINS_DIR);
-    auto made = makeCounter(f, "count: 1");
+    auto made = f.input("counter", "count: 1", "cnt");
     REQUIRE(made.isOk());
     std::unique_ptr<Input> in = std::move(made).value();
     CaptureEmitter emitter;
@@ -56,7 +45,7 @@ TEST_SUITE("plugins.examples.counter") {
 
   TEST_CASE("create() refuses a count out of range, naming the location") {
     PluginFixture f(FERRY_EXAMPLE_PLUGINS_DIR);
-    auto made = makeCounter(f, "count: 0");
+    auto made = f.input("counter", "count: 0", "cnt");
     REQUIRE_FALSE(made.isOk());
     CHECK(made.status().code() == StatusCode::kInvalidArgument);
     CHECK(made.status().message() == "counter: count must be between 1 and 100000");
