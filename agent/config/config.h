@@ -63,7 +63,7 @@ struct PluginInstance {
   const PluginDescriptor* descriptor = nullptr;
   std::string name;
   std::string stream;  // inputs: the stream their records belong to
-  std::string match;   // outputs: glob over stream names
+  std::string match;   // outputs, processors: glob over stream names
   RetrySection retry;  // outputs
   Options options;     // plugin-specific keys, validated against descriptor->options
 };
@@ -79,6 +79,7 @@ struct Config {
   BufferSection buffer;
   MetricsSection metrics;
   std::vector<PluginInstance> inputs;
+  std::vector<PluginInstance> processors;  // in config order: the order they apply in
   std::vector<PluginInstance> outputs;
   // The libraries of agent.plugins_dir; instances' descriptors may point into them, so
   // every copy of the Config keeps them loaded. Null without plugins_dir.

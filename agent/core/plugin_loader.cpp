@@ -504,9 +504,12 @@ bool validName(const char* s) {
 }
 
 constexpr std::pair<uint32_t, OptionType> kOptionTypes[] = {
-    {FERRY_OPTION_STRING, OptionType::kString},     {FERRY_OPTION_INT, OptionType::kInt},
-    {FERRY_OPTION_BOOL, OptionType::kBool},         {FERRY_OPTION_DOUBLE, OptionType::kDouble},
-    {FERRY_OPTION_DURATION, OptionType::kDuration}, {FERRY_OPTION_SIZE, OptionType::kSize},
+    {FERRY_OPTION_STRING, OptionType::kString},
+    {FERRY_OPTION_INT, OptionType::kInt},
+    {FERRY_OPTION_BOOL, OptionType::kBool},
+    {FERRY_OPTION_DOUBLE, OptionType::kDouble},
+    {FERRY_OPTION_DURATION, OptionType::kDuration},
+    {FERRY_OPTION_SIZE, OptionType::kSize},
     {FERRY_OPTION_STRING_LIST, OptionType::kStringList},
 };
 
@@ -516,9 +519,6 @@ std::optional<OptionType> optionType(uint32_t t) {
   }
   return std::nullopt;
 }
-
-// Keys the core owns in every input / processor entry; a plugin cannot declare them.
-constexpr std::string_view kCoreKeys[] = {"name", "type", "stream", "match"};
 
 // Checks a descriptor whose version and size are right and copies it into `p`. Returns
 // the problem, or an empty string.
@@ -552,8 +552,11 @@ std::string adopt(const ferry_plugin_descriptor* d, LoadedPlugin* p) {
     const std::string where = p->name + ": option " + std::to_string(i);
     if (!validName(o.key)) return where + ": key must be 1-64 characters of a-z, 0-9 and _";
     const std::string_view key(o.key);
-    if (std::find(std::begin(kCoreKeys), std::end(kCoreKeys), key) != std::end(kCoreKeys)) {
-      return where + " \"" + o.key + "\": the core owns this key";
+    // Keys every entry of this kind has (name, type, stream / match) belong to the core.
+    const PluginKind kind =
+        d->kind == FERRY_PLUGIN_INPUT ? PluginKind::kInput : PluginKind::kProcessor;
+    for (const OptionSpec& common : commonOptions(kind)) {
+      if (common.key == key) return where + " \"" + o.key + "\": the core owns this key";
     }
     if (!keys.insert(std::string(key)).second) return where + " \"" + o.key + "\": declared twice";
     std::optional<OptionType> type = optionType(o.type);

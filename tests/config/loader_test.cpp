@@ -126,7 +126,7 @@ outputs:
     std::string all = joined(r);
     INFO(all);
     CHECK(all.find("test.yaml:2: inputs[0].paths: missing required key") != std::string::npos);
-    CHECK(all.find("test.yaml:3: inputs[1].type: unknown input type \"nosuch\" (available: probe)") != std::string::npos);
+    CHECK(all.find("test.yaml:3: inputs[1].type: unknown input type \"nosuch\" (built in: probe)") != std::string::npos);
     CHECK(all.find("outputs[1].name: duplicate output name \"a\"") != std::string::npos);
 
     LoadResult empty = load("inputs: []\noutputs: []\n");

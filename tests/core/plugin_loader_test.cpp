@@ -200,7 +200,27 @@ TEST_SUITE("core.plugin_loader") {
       CHECK(r.config->inputs[0].options.getInt("count") == 5);
       CHECK(r.config->inputs[0].options.getDuration("interval") == 1s);  // the library's default
       CHECK(r.config->agent.plugins_dir == dir.path().string());
+      // An unknown type names the built-ins and the loaded plugins apart.
+      LoadResult unknown = loadConfigText(head + "inputs:\n  - type: countr\n" + tail, "test.yaml",
+                                          PluginRegistry::builtin());
+      REQUIRE(unknown.problems.size() == 1);
+      const std::string msg = unknown.problems[0].toString();
+      CHECK(msg.starts_with(
+          "test.yaml:5: inputs[0].type: unknown input type \"countr\" (built in: "));
+      CHECK(msg.ends_with("; from plugins_dir: counter)"));
       REQUIRE(r.config->plugins != nullptr);
+    }
+    {
+      // A processor plugin's options, the same way.
+      copyPluginLib(kExamples, "add_field", dir.path().string());
+      LoadResult r =
+          loadConfigText(head +
+                             "inputs:\n  - type: counter\nprocessors:\n  - type: add_field\n"
+                             "    value: 3\n" +
+                             tail,
+                         "test.yaml", PluginRegistry::builtin());
+      REQUIRE(r.problems.size() == 1);
+      CHECK(r.problems[0].toString() == "test.yaml:7: processors[0].field: missing required key");
     }
     {
       // Without plugins_dir the type is unknown.

@@ -1,5 +1,6 @@
-// Out-of-tree plugins inside the real agent: the example C input (counter) loaded from
-// build/lib/ferry/plugins/ through agent.plugins_dir delivers exactly its records to a file output;
+// Out-of-tree plugins inside the real agent: the example C input (counter) and C++ processor
+// (add_field), loaded from build/lib/ferry/plugins/ through agent.plugins_dir, deliver exactly
+// the counter's records, each with the added field, to a file output;
 // `ferry validate` and `ferry run` refuse a directory holding a library of another ABI
 // version, naming it; `ferry plugins --plugins-dir` lists what was loaded.
 #include <doctest/doctest.h>
@@ -22,7 +23,8 @@ const std::string kExamples = FERRY_EXAMPLE_PLUGINS_DIR;
 }  // namespace
 
 TEST_SUITE("integration.plugin_abi") {
-  TEST_CASE("the example input runs inside the agent; its records reach the file output exactly") {
+  TEST_CASE(
+      "the example input and processor run inside the agent; records reach the file exactly") {
     TempDir dir;
     const std::string out = dir.file("out/records.ndjson");
     writeFile(dir.file("ferry.yaml"), "agent: { id: it-abi, data_dir: " + dir.file("data") +
@@ -35,6 +37,11 @@ TEST_SUITE("integration.plugin_abi") {
                                           "    total: 7\n"
                                           "    prefix: it\n"
                                           "    interval: 50ms\n"
+                                          "processors:\n"
+                                          "  - type: add_field\n"
+                                          "    match: numbers\n"
+                                          "    field: site\n"
+                                          "    value: lab-1\n"
                                           "outputs:\n"
                                           "  - name: local\n"
                                           "    type: file\n"
@@ -50,7 +57,8 @@ TEST_SUITE("integration.plugin_abi") {
     CHECK(*code == 0);
     std::string want;
     for (int i = 1; i <= 7; ++i) {
-      want += "{\"seq\":" + std::to_string(i) + ",\"msg\":\"it-" + std::to_string(i) + "\"}\n";
+      want += "{\"seq\":" + std::to_string(i) + ",\"msg\":\"it-" + std::to_string(i) +
+              "\",\"site\":\"lab-1\"}\n";
     }
     CHECK(readFile(out) == want);
   }
