@@ -63,6 +63,40 @@ TEST_SUITE("integration.plugin_abi") {
     CHECK(readFile(out) == want);
   }
 
+  TEST_CASE("SIGHUP swaps in new plugin instances; the old ones are destroyed cleanly") {
+    TempDir dir;
+    const std::string out = dir.file("out.ndjson");
+    auto config = [&](const std::string& value) {
+      std::string text = "agent: { id: it-abi, data_dir: " + dir.file("data") +
+                         ", plugins_dir: " + kExamples + " }\n";
+      text += "inputs:\n  - type: counter\n    interval: 20ms\n";
+      text += "processors:\n  - type: add_field\n    field: v\n    value: " + value + "\n";
+      text += "outputs:\n  - type: file\n    path: " + out + "\n";
+      writeFile(dir.file("ferry.yaml"), text);
+    };
+    config("first");
+    Process ferry({kFerry, "run", "-c", dir.file("ferry.yaml")}, dir.path().string(), "ferry");
+    auto count = [&](const std::string& needle) {
+      const std::string text = readFile(out);
+      size_t n = 0;
+      for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1))
+        ++n;
+      return n;
+    };
+    REQUIRE(eventually([&] { return count("\"v\":\"first\"") >= 3; }, 10s));
+    config("second");
+    ferry.signal(SIGHUP);
+    const bool swapped = eventually([&] { return count("\"v\":\"second\"") >= 3; }, 10s);
+    INFO("stderr: ", ferry.stderrText());
+    REQUIRE(swapped);
+    // The new counter instance starts again at 1, with the new processor's value.
+    CHECK(count("{\"seq\":1,\"msg\":\"n-1\",\"v\":\"second\"}") == 1);
+    ferry.signal(SIGTERM);
+    const auto code = ferry.wait(6s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
+  }
+
   TEST_CASE("a library of another ABI version: validate exits 2 naming it, run refuses to start") {
     TempDir dir;
     const std::string plugins = dir.file("plugins");
