@@ -115,8 +115,9 @@ typedef struct ferry_config_value {
 } ferry_config_value;
 
 /* The validated configuration of one instance, in two equivalent forms: a JSON object
- * (durations as integer nanoseconds, sizes as integer bytes) and an array of typed values.
- * Valid during create() only: copy what you keep. */
+ * (NUL-terminated; durations as integer nanoseconds, sizes as integer bytes, lists as
+ * arrays) and an array of typed values in declaration order. Valid during create() only:
+ * copy what you keep. */
 typedef struct ferry_config {
   const char* json;
   size_t json_size;
