@@ -6,7 +6,8 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
-#include <simdjson.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,7 +23,6 @@
 namespace ferry {
 namespace {
 
-constexpr std::string_view kFormats[] = {"json", "text"};
 constexpr std::string_view kStartAt[] = {"beginning", "end"};
 constexpr std::string_view kOnLongLine[] = {"cut", "dead_letter"};
 
@@ -57,9 +57,9 @@ constexpr uint64_t kNotCommitted = ~uint64_t{0};
 constexpr OptionSpec kMultiline[] = {
     {.key = "start_pattern",
      .type = OptionType::kString,
-     .help = "a line this regular expression (ECMAScript, searched anywhere in the line; "
-             "anchor it with ^) matches starts a new record; other lines are appended to the "
-             "pending one, joined with \\n. Empty: multiline is off"},
+     .help = "a line this PCRE2 regular expression matches (searched anywhere in the line; "
+             "anchor it with ^) starts a new record; other lines are appended to the pending "
+             "one, joined with \\n. Empty: multiline is off"},
     {.key = "max_lines",
      .type = OptionType::kInt,
      .default_value = "500",
@@ -71,7 +71,7 @@ constexpr OptionSpec kMultiline[] = {
      .help = "a pending record that got no new line for this long is emitted"},
 };
 
-constexpr OptionSpec kOptions[] = {
+constexpr OptionSpec kOwnOptions[] = {
     {.key = "paths",
      .type = OptionType::kStringList,
      .help = "files to follow: glob(3) patterns, re-expanded every poll so new files are "
@@ -82,12 +82,6 @@ constexpr OptionSpec kOptions[] = {
      .help = "fnmatch(3) patterns of files not to follow even though `paths` matches them; a "
              "pattern without '/' is matched against the file name, one with '/' against the "
              "whole path"},
-    {.key = "format",
-     .type = OptionType::kEnum,
-     .default_value = "json",
-     .help = "json: each line is one JSON object, emitted as is (invalid lines are dropped); "
-             "text: each line becomes {\"message\":..,\"path\":..}",
-     .choices = kFormats},
     {.key = "start_at",
      .type = OptionType::kEnum,
      .default_value = "beginning",
@@ -128,6 +122,8 @@ constexpr OptionSpec kOptions[] = {
      .help = "bytes per emitted batch, at most (a single longer record goes alone); keep it "
              "at most buffer.block.max_bytes"},
 };
+// Then format, pattern, columns, delimiter, invalid_utf8 (docs/formats.md).
+constexpr auto kOptions = withLineFormatOptions(kOwnOptions);
 
 // "file:line: path" of `key`, falling back to the bare key so a message always names it.
 std::string locate(const Options& opts, std::string_view key, int index = -1) {
@@ -138,7 +134,6 @@ std::string locate(const Options& opts, std::string_view key, int index = -1) {
 }
 
 
-bool isJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 void appendUint(std::string& out, uint64_t v) {
   char buf[24];
@@ -254,20 +249,63 @@ Result<std::unique_ptr<Input>> makeTailInput(const PluginContext& ctx, const Opt
   Result<TailSettings> settings = TailSettings::fromOptions(opts);
   if (!settings.isOk()) return settings.status();
   const Clock& clock = ctx.clock != nullptr ? *ctx.clock : systemClock();
-  return std::unique_ptr<Input>(
-      std::make_unique<TailInput>(std::move(settings).value(), ctx.name, clock));
+  Result<std::unique_ptr<TailInput>> input =
+      TailInput::make(std::move(settings).value(), ctx.name, clock);
+  if (!input.isOk()) return input.status();
+  return std::unique_ptr<Input>(std::move(input).value());
 }
 
-// Compiles a start_pattern (std::regex throws on a bad one; the error becomes a value).
-Result<std::unique_ptr<std::regex>> compilePattern(const std::string& pattern) {
-  try {
-    return std::make_unique<std::regex>(pattern, std::regex::ECMAScript | std::regex::optimize);
-  } catch (const std::regex_error& e) {
-    return invalidArgument(std::string("does not compile: ") + e.what());
-  }
-}
+// Backtracking steps one start_pattern test may take (a pathological pattern on a long line
+// gives up and the line counts as no start, rather than stalling the input).
+constexpr uint32_t kStartMatchLimit = 1'000'000;
 
 }  // namespace
+
+class TailInput::StartPattern {
+ public:
+  // Compiles `pattern` (UTF mode, safe on lines that are not valid UTF-8), JIT when the
+  // platform has it. The error names PCRE2's message and the offset.
+  static Result<std::unique_ptr<StartPattern>> compile(const std::string& pattern) {
+    auto p = std::unique_ptr<StartPattern>(new StartPattern());
+    int code = 0;
+    PCRE2_SIZE at = 0;
+    p->code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                             PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, &code, &at, nullptr);
+    if (p->code_ == nullptr) {
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(code, msg, sizeof msg);
+      return invalidArgument("does not compile at offset " + std::to_string(at) + ": " +
+                             reinterpret_cast<const char*>(msg));
+    }
+    (void)pcre2_jit_compile(p->code_, PCRE2_JIT_COMPLETE);  // interpreted without JIT
+    p->match_ = pcre2_match_data_create_from_pattern(p->code_, nullptr);
+    p->context_ = pcre2_match_context_create(nullptr);
+    if (p->match_ == nullptr || p->context_ == nullptr) {
+      return invalidArgument("out of memory preparing the pattern");
+    }
+    pcre2_set_match_limit(p->context_, kStartMatchLimit);
+    return p;
+  }
+  ~StartPattern() {
+    pcre2_match_context_free(context_);
+    pcre2_match_data_free(match_);
+    pcre2_code_free(code_);
+  }
+  StartPattern(const StartPattern&) = delete;
+  StartPattern& operator=(const StartPattern&) = delete;
+
+  // Does the pattern match somewhere in `line`? One call per line; no allocation.
+  bool matches(const char* line, size_t len) const {
+    return pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(line), len, 0, 0, match_, context_) >=
+           0;
+  }
+
+ private:
+  StartPattern() = default;
+  pcre2_code* code_ = nullptr;
+  pcre2_match_data* match_ = nullptr;
+  pcre2_match_context* context_ = nullptr;
+};
 
 Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
   TailSettings s;
@@ -290,16 +328,9 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
     }
   }
 
-  if (opts.has("format")) {
-    const std::string& f = opts.getString("format");
-    if (f == "json") {
-      s.format = Format::kJson;
-    } else if (f == "text") {
-      s.format = Format::kText;
-    } else {
-      return invalidArgument(locate(opts, "format") + ": expected json or text, got \"" + f + "\"");
-    }
-  }
+  Result<LineFormatSpec> format = lineFormatSpecFromOptions(opts);
+  if (!format.isOk()) return format.status();
+  s.line_format = std::move(format).value();
   if (opts.has("start_at")) {
     const std::string& a = opts.getString("start_at");
     if (a == "beginning") {
@@ -361,7 +392,8 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
   if (opts.has("multiline.start_pattern")) {
     s.ml_start_pattern = opts.getString("multiline.start_pattern");
     if (!s.ml_start_pattern.empty()) {
-      Result<std::unique_ptr<std::regex>> re = compilePattern(s.ml_start_pattern);
+      Result<std::unique_ptr<TailInput::StartPattern>> re =
+          TailInput::StartPattern::compile(s.ml_start_pattern);
       if (!re.isOk()) {
         return invalidArgument(locate(opts, "multiline.start_pattern") + ": \"" +
                                s.ml_start_pattern + "\" " + re.status().message());
@@ -400,19 +432,32 @@ TailInput::Fd::~Fd() {
   if (fd >= 0) ::close(fd);
 }
 
-TailInput::TailInput(TailSettings settings, std::string instance, const Clock& clock)
-    : settings_(std::move(settings)), instance_(std::move(instance)), clock_(clock) {
+Result<std::unique_ptr<TailInput>> TailInput::make(TailSettings settings, std::string instance,
+                                                   const Clock& clock) {
+  Result<LineParser> parser = LineParser::make(settings.line_format);
+  if (!parser.isOk()) return parser.status();
+  std::unique_ptr<StartPattern> start;
+  if (!settings.ml_start_pattern.empty()) {
+    Result<std::unique_ptr<StartPattern>> re = StartPattern::compile(settings.ml_start_pattern);
+    if (!re.isOk()) return invalidArgument("multiline.start_pattern " + re.status().message());
+    start = std::move(re).value();
+  }
+  return std::unique_ptr<TailInput>(
+      new TailInput(std::move(settings), std::move(instance), clock,
+                    std::make_unique<LineParser>(std::move(parser).value()), std::move(start)));
+}
+
+TailInput::TailInput(TailSettings settings, std::string instance, const Clock& clock,
+                     std::unique_ptr<LineParser> parser, std::unique_ptr<StartPattern> start)
+    : settings_(std::move(settings)),
+      instance_(std::move(instance)),
+      clock_(clock),
+      parser_(std::move(parser)),
+      start_(std::move(start)) {
   buf_cap_ = kReadChunk;
-  buf_ = std::make_unique<char[]>(buf_cap_ + simdjson::SIMDJSON_PADDING);
+  buf_ = std::make_unique<char[]>(buf_cap_ + kLinePadding);
   batch_.reserve(std::min<uint64_t>(settings_.batch_max_records, 4096),
                  std::min<uint64_t>(settings_.batch_max_bytes, kReadChunk) + 1024);
-  if (settings_.format == TailSettings::Format::kJson) {
-    parser_ = std::make_unique<simdjson::dom::parser>();
-  }
-  if (!settings_.ml_start_pattern.empty()) {
-    Result<std::unique_ptr<std::regex>> re = compilePattern(settings_.ml_start_pattern);
-    if (re.isOk()) start_re_ = std::move(re).value();  // fromOptions checked it compiles
-  }
 }
 
 TailInput::~TailInput() = default;
@@ -521,7 +566,7 @@ TailInput::FileState* TailInput::open(const char* path, bool first_poll, Found h
   }
   f.base = f.offset;  // change_ns -1: the first snapshot() checks and extends the head
   f.fd = std::move(owned);
-  appendJsonString(f.path_json, f.path);
+  appendExtraMember(f.extra, "path", f.path);
   if (how == Found::kRenamed) {
     f.rotated = true;
     f.quiet_since = clock_.now();
@@ -602,8 +647,8 @@ void TailInput::discover(bool first_poll) {
       if (f.path != path) {
         logInfo("input", instance_, ": ", f.path, " is now ", path, " (renamed)");
         f.path = path;
-        f.path_json.clear();
-        appendJsonString(f.path_json, f.path);
+        f.extra.clear();
+        appendExtraMember(f.extra, "path", f.path);
         if (!f.rotated) {
           f.rotated = true;  // read before the file that took its name
           f.quiet_since = clock_.now();
@@ -636,7 +681,7 @@ void TailInput::discover(bool first_poll) {
 void TailInput::growBuffer() {
   const size_t limit = static_cast<size_t>(settings_.max_line_bytes) + 1;
   const size_t cap = std::min(limit, std::max(buf_cap_ * 2, buf_cap_ + 1));
-  auto bigger = std::make_unique<char[]>(cap + simdjson::SIMDJSON_PADDING);
+  auto bigger = std::make_unique<char[]>(cap + kLinePadding);
   std::memcpy(bigger.get(), buf_.get(), buf_cap_);
   buf_ = std::move(bigger);
   buf_cap_ = cap;
@@ -708,51 +753,16 @@ Status TailInput::roomFor(FileState& f, Emitter& emitter, size_t bytes, uint64_t
 
 Status TailInput::produce(FileState& f, Emitter& emitter, const char* text, size_t len,
                           uint64_t at, bool cut) {
-  if (settings_.format == TailSettings::Format::kJson) {
-    const char* b = text;
-    const char* e = text + len;
-    while (b < e && isJsonSpace(*b)) ++b;
-    while (e > b && isJsonSpace(e[-1])) --e;
-    if (b == e) return Status::ok();  // empty lines are skipped silently
-    const auto n = static_cast<size_t>(e - b);
-    // No copy: the text has SIMDJSON_PADDING readable bytes after it (read buffer, or a
-    // multiline record whose capacity was reserved).
-    simdjson::dom::element doc;
-    if (parser_->parse(b, n, false).get(doc) != simdjson::SUCCESS ||
-        doc.type() != simdjson::dom::element_type::OBJECT) {
-      drop(f, "invalid_json", at);
-      return Status::ok();
-    }
-    FERRY_RETURN_IF_ERROR(roomFor(f, emitter, n, at));
-    if (std::memchr(b, '\n', n) != nullptr) {
-      // A multiline object: a record is one line, so the whitespace between tokens goes.
-      std::string& d = batch_.mutableData();
-      const size_t from = d.size();
-      d.resize(from + n);
-      size_t out = 0;
-      if (simdjson::minify(b, n, d.data() + from, out) != simdjson::SUCCESS) {
-        d.resize(from);
-        drop(f, "invalid_json", at);
-        return Status::ok();
-      }
-      d.resize(from + out);
-      batch_.commitRecord();
-    } else {
-      batch_.append(std::string_view(b, n));
-    }
-  } else {
-    if (len > 0 && text[len - 1] == '\r') --len;
-    if (len == 0) return Status::ok();
-    FERRY_RETURN_IF_ERROR(roomFor(f, emitter, len + f.path_json.size() + 24, at));
-    std::string& d = batch_.mutableData();
-    d.append("{\"message\":");
-    appendJsonString(d, std::string_view(text, len));
-    d.append(",\"path\":");
-    d.append(f.path_json);
-    d.push_back('}');
-    batch_.commitRecord();
+  const bool json = settings_.line_format.format == LineFormat::kJson;
+  const std::string_view extra = json ? std::string_view() : std::string_view(f.extra);
+  // Room for the record before it is built (other formats may quote and name every field).
+  FERRY_RETURN_IF_ERROR(roomFor(f, emitter, json ? len : len + len / 2 + extra.size() + 64, at));
+  const LineOutcome o = parser_->parsePadded(std::string_view(text, len), batch_, extra);
+  if (o.refused()) {
+    drop(f, o.reason, at);
+  } else if (o.appended() && cut) {
+    drop(f, "line_cut", at);
   }
-  if (cut) drop(f, "line_cut", at);
   return Status::ok();
 }
 
@@ -760,7 +770,7 @@ Status TailInput::finishPending(FileState& f, Emitter& emitter) {
   if (f.ml_lines == 0) return Status::ok();
   f.ml_lines = 0;
   const uint64_t at = f.ml_start;
-  f.ml_text.reserve(f.ml_text.size() + simdjson::SIMDJSON_PADDING);
+  f.ml_text.reserve(f.ml_text.size() + kLinePadding);
   Status st = produce(f, emitter, f.ml_text.data(), f.ml_text.size(), at, false);
   f.ml_text.clear();
   return st;
@@ -768,11 +778,11 @@ Status TailInput::finishPending(FileState& f, Emitter& emitter) {
 
 Status TailInput::handleLine(FileState& f, Emitter& emitter, const char* line, size_t len,
                              uint64_t at, bool cut) {
-  if (start_re_ == nullptr || cut) return produce(f, emitter, line, len, at, cut);
+  if (start_ == nullptr || cut) return produce(f, emitter, line, len, at, cut);
   if (len > 0 && line[len - 1] == '\r') --len;
   if (f.ml_lines == 0 && len == 0) return Status::ok();  // blank lines between records
   if (f.ml_lines > 0 && (f.ml_text.size() + 1 + len > settings_.max_line_bytes ||
-                         std::regex_search(line, line + len, *start_re_))) {
+                         start_->matches(line, len))) {
     FERRY_RETURN_IF_ERROR(finishPending(f, emitter));
   }
   if (f.ml_lines == 0) {
@@ -1125,7 +1135,7 @@ const PluginDescriptor& tailInputDescriptor() {
       .kind = PluginKind::kInput,
       .name = "tail",
       .summary = "follows files matched by glob patterns (rotation-aware), one record per line "
-                 "or multiline record (json or text)",
+                 "or multiline record (json, text, logfmt, csv, influx, regex)",
       .options = kOptions,
       .make_input = &makeTailInput,
   };

@@ -44,7 +44,6 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <regex>
 #include <set>
 #include <string>
 #include <string_view>
@@ -56,22 +55,18 @@
 #include "ferry/plugin.h"
 #include "ferry/record.h"
 #include "ferry/status.h"
-
-namespace simdjson::dom {
-class parser;
-}  // namespace simdjson::dom
+#include "agent/formats/line_format.h"
 
 namespace ferry {
 
 // The options of one instance after validation and defaulting.
 struct TailSettings {
-  enum class Format : uint8_t { kJson, kText };
   enum class StartAt : uint8_t { kBeginning, kEnd };
   enum class OnLongLine : uint8_t { kCut, kDeadLetter };
 
   std::vector<std::string> paths;    // glob(3) patterns
   std::vector<std::string> exclude;  // fnmatch(3) patterns (basename when without '/')
-  Format format = Format::kJson;
+  LineFormatSpec line_format;  // format, pattern, columns, delimiter, invalid_utf8
   StartAt start_at = StartAt::kBeginning;
   Duration poll_interval = std::chrono::milliseconds(250);
   Duration rotate_wait = std::chrono::seconds(5);
@@ -86,19 +81,22 @@ struct TailSettings {
 
   // Reads `opts` (validated against the descriptor's table). Unset values take the
   // documented defaults. Errors name the key's location: no paths or an empty pattern, a
-  // poll_interval below 10ms, limits of 0 or above 64MiB, a start_pattern that does not
-  // compile, max_lines out of 1..100000.
+  // poll_interval below 10ms, limits of 0 or above 64MiB, a format setting the formats
+  // library refuses, a start_pattern that does not compile, max_lines out of 1..100000.
   static Result<TailSettings> fromOptions(const Options& opts);
 };
 
 class TailInput final : public Input {
  public:
-  // `instance` is the input's name in the config (log lines). The start_pattern must
-  // compile (fromOptions checked it).
-  TailInput(TailSettings settings, std::string instance, const Clock& clock);
+  // Builds the line parser and compiles start_pattern (errors name the option).
+  static Result<std::unique_ptr<TailInput>> make(TailSettings settings, std::string instance,
+                                                 const Clock& clock);
   ~TailInput() override;
   TailInput(const TailInput&) = delete;
   TailInput& operator=(const TailInput&) = delete;
+
+  // A compiled multiline start_pattern (PCRE2, JIT); defined in tail.cpp.
+  class StartPattern;
 
   Duration interval() const override { return settings_.poll_interval; }
 
@@ -109,6 +107,10 @@ class TailInput final : public Input {
   Status collect(Emitter& emitter) override;
 
  private:
+  // `instance` is the input's name in the config (log lines).
+  TailInput(TailSettings settings, std::string instance, const Clock& clock,
+            std::unique_ptr<LineParser> parser, std::unique_ptr<StartPattern> start);
+
   // Closes on destruction; movable so FileState can live in a map.
   struct Fd {
     int fd = -1;
@@ -124,8 +126,8 @@ class TailInput final : public Input {
   struct FileState {
     Fd fd;
     std::string key;        // "file/<dev>:<inode>"
-    std::string path;       // the path it was last matched (or found) under
-    std::string path_json;  // `path` as a JSON string literal (text format)
+    std::string path;   // the path it was last matched (or found) under
+    std::string extra;  // "path":"<matched path>", added to records of text-like formats
     // Read position: after the last line consumed (into a record, the pending multiline
     // record, a drop or a dead letter).
     uint64_t offset = 0;
@@ -210,7 +212,7 @@ class TailInput final : public Input {
   Status handleLine(FileState& f, Emitter& emitter, const char* line, size_t len, uint64_t at,
                     bool cut);
   // Turns one record's text into a record of the format (or a drop); `at` is the offset
-  // of its first line. At least SIMDJSON_PADDING readable bytes must follow the text.
+  // of its first line. At least kLinePadding readable bytes must follow the text.
   Status produce(FileState& f, Emitter& emitter, const char* text, size_t len, uint64_t at,
                  bool cut);
   // Emits the pending multiline record.
@@ -232,7 +234,8 @@ class TailInput final : public Input {
   const TailSettings settings_;
   const std::string instance_;
   const Clock& clock_;
-  std::unique_ptr<std::regex> start_re_;  // multiline start_pattern
+  std::unique_ptr<LineParser> parser_;
+  std::unique_ptr<StartPattern> start_;  // multiline start_pattern; null: one line, one record
 
   std::map<std::string, FileState, std::less<>> files_;  // by key (dev:inode)
   std::vector<FileState*> order_;                        // this poll's files
@@ -250,10 +253,8 @@ class TailInput final : public Input {
   RecordBatch batch_;
   RecordBatch dead_;                               // one dead-lettered line
   std::string key_;                                // the key being looked up in discover()
-  std::string scratch_;                            // padded copy for the json parser
-  SourceCheckpoint cp_;                            // reused for every batch
-  std::unique_ptr<simdjson::dom::parser> parser_;  // json format only
-  std::vector<DropReason> drops_;                  // by reason, in first-seen order
+  SourceCheckpoint cp_;             // reused for every batch
+  std::vector<DropReason> drops_;  // by reason, in first-seen order
 };
 
 // The descriptor the generated plugin table points at (plugins/CMakeLists.txt).

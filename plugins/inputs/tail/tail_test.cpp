@@ -275,31 +275,31 @@ TEST_SUITE("inputs.tail") {
     CHECK((d.make_output == nullptr));
     std::vector<std::string_view> keys;
     for (const OptionSpec& o : d.options) keys.push_back(o.key);
-    CHECK(keys == std::vector<std::string_view>{"paths", "exclude", "format", "start_at",
-                                                "poll_interval", "rotate_wait", "max_line_bytes",
-                                                "on_long_line", "multiline", "batch_max_records",
-                                                "batch_max_bytes"});
+    CHECK(keys == std::vector<std::string_view>{"paths", "exclude", "start_at", "poll_interval",
+                                                "rotate_wait", "max_line_bytes", "on_long_line",
+                                                "multiline", "batch_max_records",
+                                                "batch_max_bytes", "format", "pattern", "columns",
+                                                "delimiter", "invalid_utf8"});
     CHECK(d.options[0].type == OptionType::kStringList);
     CHECK(d.options[0].required);
     CHECK(d.options[1].type == OptionType::kStringList);
-    CHECK(d.options[2].type == OptionType::kEnum);
-    CHECK(d.options[2].default_value == "json");
-    CHECK(d.options[2].choices.size() == 2);
-    CHECK(d.options[3].default_value == "beginning");
-    CHECK(d.options[4].default_value == "250ms");
-    CHECK(d.options[5].default_value == "5s");
-    CHECK(d.options[6].default_value == "1MiB");
-    CHECK(d.options[7].default_value == "dead_letter");
-    CHECK(d.options[8].type == OptionType::kObject);
-    CHECK(d.options[8].fields.size() == 3);
-    CHECK(d.options[9].default_value == "1000");
-    CHECK(d.options[10].default_value == "256KiB");
+    CHECK(d.options[2].default_value == "beginning");
+    CHECK(d.options[3].default_value == "250ms");
+    CHECK(d.options[4].default_value == "5s");
+    CHECK(d.options[5].default_value == "1MiB");
+    CHECK(d.options[6].default_value == "dead_letter");
+    CHECK(d.options[7].type == OptionType::kObject);
+    CHECK(d.options[7].fields.size() == 3);
+    CHECK(d.options[8].default_value == "1000");
+    CHECK(d.options[9].default_value == "256KiB");
+    CHECK(d.options[10].default_value == "json");
+    CHECK(d.options[10].choices.size() == 6);
   }
 
   TEST_CASE("settings: defaults, and bad values rejected with their location") {
     Result<TailSettings> s = TailSettings::fromOptions(tailOptions({"/var/log/*.log"}));
     REQUIRE(s.isOk());
-    CHECK(s->format == TailSettings::Format::kJson);
+    CHECK(s->line_format.format == LineFormat::kJson);
     CHECK(s->start_at == TailSettings::StartAt::kBeginning);
     CHECK(s->poll_interval == std::chrono::milliseconds(250));
     CHECK(s->max_line_bytes == 1 << 20);
@@ -507,8 +507,10 @@ TEST_SUITE("inputs.tail") {
     REQUIRE(h.make(tailOptions({path})).isOk());
     REQUIRE(h.collect().isOk());
     CHECK(h.em.records() == jsonRecords(0, 2));  // trimmed; empty lines skipped silently
-    CHECK(h.dropped("invalid_json") == 3);
-    CHECK(log.count("reason invalid_json") == 1);  // at most once a minute
+    CHECK(h.dropped("bad_json") == 2);
+    CHECK(h.dropped("not_an_object") == 1);          // [1,2]
+    CHECK(log.count("reason bad_json") == 1);        // at most once a minute per reason
+    CHECK(log.count("reason not_an_object") == 1);
     CHECK(log.count(path + " offset " + std::to_string(jsonLine(0).size() + 1)) == 1);
     CHECK(offsetOf(h.em.inner.committed.at(fileKey(path))) == test::readFile(path).size());
 
@@ -518,14 +520,14 @@ TEST_SUITE("inputs.tail") {
     REQUIRE(h.em.batches.size() == 2);
     CHECK(h.em.batches[1].records.empty());
     CHECK(offsetOf(h.em.batches[1].value) == test::readFile(path).size());
-    CHECK(h.dropped("invalid_json") == 5);
-    CHECK(log.count("reason invalid_json") == 1);
+    CHECK(h.dropped("bad_json") == 4);
+    CHECK(log.count("reason bad_json") == 1);
 
     h.clock.advance(std::chrono::seconds(61));
     appendFile(path, "nope\n");
     REQUIRE(h.collect().isOk());
-    CHECK(log.count("reason invalid_json") == 2);
-    CHECK(h.dropped("invalid_json") == 6);
+    CHECK(log.count("reason bad_json") == 2);
+    CHECK(h.dropped("bad_json") == 5);
   }
 
   TEST_CASE("long lines: dead-lettered (the default) at their newline, even across reads and polls") {
@@ -597,6 +599,7 @@ TEST_SUITE("inputs.tail") {
     opts.set("format", std::string("text"), {});
     opts.set("max_line_bytes", uint64_t{10}, {});
     opts.set("on_long_line", std::string("cut"), {});
+    opts.set("invalid_utf8", std::string("replace"), {});
     Harness h;
     REQUIRE(h.make(opts).isOk());
     REQUIRE(h.collect().isOk());
@@ -640,7 +643,7 @@ TEST_SUITE("inputs.tail") {
       // ru_maxrss in KiB: the peak did not grow by anything like the line's 8 MiB.
       CHECK(after.ru_maxrss - before.ru_maxrss < 4096);
       if (std::string(mode) == "cut") {
-        CHECK(h.dropped("invalid_json") == 1);
+        CHECK(h.dropped("bad_json") == 1);
         CHECK(h.dropped("line_cut") == 0);
       } else {
         REQUIRE(h.em.inner.dead_letters.size() == 1);
@@ -689,9 +692,9 @@ TEST_SUITE("inputs.tail") {
           std::vector<std::string>{
               "{\"message\":\"plain line\"," + p,
               "{\"message\":\"quote \\\" backslash \\\\ tab \\t bell \\u0007 end\"," + p,
-              "{\"message\":\"utf8 \xc3\xa9\xe2\x82\xac bad \\ufffd\\ufffd end\"," + p,
               "{\"message\":\"  spaces kept  \"," + p,
           });
+    CHECK(h.dropped("invalid_utf8") == 1);  // invalid_utf8: drop, the default
     for (const std::string& r : h.em.records()) {
       CAPTURE(r);
       CHECK(isJsonObject(r));
@@ -746,7 +749,7 @@ TEST_SUITE("inputs.tail") {
     CHECK(h.collect().code() == StatusCode::kResourceExhausted);
     h.em.refuse = false;
     REQUIRE(h.collect().isOk());
-    CHECK(h.dropped("invalid_json") == 2);
+    CHECK(h.dropped("bad_json") == 2);
     CHECK(offsetOf(h.em.inner.committed.at(fileKey(path))) == 10);
   }
 
@@ -903,7 +906,7 @@ TEST_SUITE("inputs.tail") {
     REQUIRE(h.make(opts).isOk());
     REQUIRE(h.collect().isOk());
     CHECK(h.em.records() == jsonRecords(0, 2));
-    CHECK(h.dropped("invalid_json") == 0);
+    CHECK(h.dropped("bad_json") == 0);
 
     // A followed file renamed to an excluded name is finished like any rotated file.
     std::filesystem::rename(dir.file("app.log"), dir.file("app.log.1"));
