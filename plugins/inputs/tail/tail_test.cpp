@@ -1238,6 +1238,252 @@ TEST_SUITE("inputs.tail") {
     CHECK(h.em.inner.committed.at(fileKey(path)) == cpValue(jsonLine(1).size() + 1, path));
   }
 
+  TEST_CASE("multiline: start_pattern starts a record, continuation lines are joined") {
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path,
+              "orphan continuation\n"
+              "2026-11-24 12:00:00 ERROR boom\n"
+              "  at a.b(c.java:1)\n"
+              "  at d.e(f.java:2)\r\n"
+              "\n"
+              "2026-11-24 12:00:01 INFO ok\n"
+              "2026-11-24 12:00:02 WARN pending\n"
+              "  more\n");
+    Options opts = tailOptions({path});
+    opts.set("format", std::string("text"), {});
+    opts.set("multiline.start_pattern", std::string("^\\d{4}-\\d\\d-\\d\\d "), {});
+    Harness h;
+    REQUIRE(h.make(opts).isOk());
+    REQUIRE(h.collect().isOk());
+    const std::string p = ",\"path\":\"" + path + "\"}";
+    const std::vector<std::string> first = {
+        "{\"message\":\"orphan continuation\"" + p,
+        // the blank line joined last is the line end the format ignores
+        "{\"message\":\"2026-11-24 12:00:00 ERROR boom\\n  at a.b(c.java:1)\\n  at d.e(f.java:2)\"" + p,
+        "{\"message\":\"2026-11-24 12:00:01 INFO ok\"" + p,
+    };
+    CHECK(h.em.records() == first);
+    // The checkpoint stops at the pending record's first line: a crash now reads it again.
+    const std::string content = test::readFile(path);
+    const uint64_t pending_at = content.find("2026-11-24 12:00:02");
+    CHECK(offsetOf(h.em.inner.committed.at(fileKey(path))) == pending_at);
+
+    // A restart from that checkpoint rebuilds the pending record from its first line.
+    Harness r;
+    r.em.inner.committed = h.em.inner.committed;
+    REQUIRE(r.make(opts).isOk());
+    REQUIRE(r.collect().isOk());
+    CHECK(r.em.records().empty());
+    appendFile(path, "  and more\n");
+    REQUIRE(r.collect().isOk());
+    CHECK(r.em.records().empty());  // still pending: no start line, no timeout yet
+    r.clock.advance(std::chrono::milliseconds(999));
+    REQUIRE(r.collect().isOk());
+    CHECK(r.em.records().empty());
+    r.clock.advance(std::chrono::milliseconds(1));  // timeout: 1s without a new line
+    REQUIRE(r.collect().isOk());
+    CHECK(r.em.records() ==
+          std::vector<std::string>{"{\"message\":\"2026-11-24 12:00:02 WARN pending\\n  more\\n  "
+                                   "and more\"" + p});
+    CHECK(offsetOf(r.em.inner.committed.at(fileKey(path))) == test::readFile(path).size());
+  }
+
+  TEST_CASE("multiline: max_lines ends a record; json records may span lines") {
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path, "{\n  \"a\": 1,\n  \"b\": [1,\n 2]\n}\n{\"c\": 2}\n{\n \"bad\": \n}\n{\"d\":3}\n");
+    Options opts = tailOptions({path});
+    opts.set("multiline.start_pattern", std::string("^\\{"), {});
+    Harness h;
+    REQUIRE(h.make(opts).isOk());
+    REQUIRE(h.collect().isOk());
+    h.clock.advance(std::chrono::seconds(1));
+    REQUIRE(h.collect().isOk());
+    const std::vector<std::string> want = {"{   \"a\": 1,   \"b\": [1,  2] }", "{\"c\": 2}",
+                                           "{\"d\":3}"};
+    CHECK(h.em.records() == want);
+    CHECK(h.dropped("bad_json") == 1);
+
+    const std::string text = dir.file("t.log");
+    writeFile(text, "S1\na\nb\nc\nd\nS2\n");
+    Options t = tailOptions({text});
+    t.set("format", std::string("text"), {});
+    t.set("multiline.start_pattern", std::string("^S"), {});
+    t.set("multiline.max_lines", int64_t{3}, {});
+    Harness m;
+    REQUIRE(m.make(t).isOk());
+    REQUIRE(m.collect().isOk());
+    m.clock.advance(std::chrono::seconds(1));
+    REQUIRE(m.collect().isOk());
+    const std::string p = ",\"path\":\"" + text + "\"}";
+    CHECK(m.em.records() == std::vector<std::string>{"{\"message\":\"S1\\na\\nb\"" + p,
+                                                     "{\"message\":\"c\\nd\"" + p,
+                                                     "{\"message\":\"S2\"" + p});
+
+    Options bad = tailOptions({text});
+    bad.set("multiline.start_pattern", std::string("(unclosed"), {});
+    const Status st = m.make(bad);
+    CHECK(st.code() == StatusCode::kInvalidArgument);
+    CHECK(st.message().find("start_pattern") != std::string::npos);
+    Options zero = tailOptions({text});
+    zero.set("multiline.start_pattern", std::string("^S"), {});
+    zero.set("multiline.max_lines", int64_t{0}, {});
+    CHECK(m.make(zero).message().find("max_lines") != std::string::npos);
+  }
+
+  TEST_CASE("multiline: a refused batch rebuilds the pending record; a record stays below max_line_bytes") {
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path, "S one\n x\nS two\n y\n");
+    Options opts = tailOptions({path});
+    opts.set("format", std::string("text"), {});
+    opts.set("multiline.start_pattern", std::string("^S"), {});
+    opts.set("max_line_bytes", uint64_t{12}, {});
+    Harness h;
+    REQUIRE(h.make(opts).isOk());
+    h.em.refuse = true;
+    CHECK(h.collect().code() == StatusCode::kResourceExhausted);
+    h.em.refuse = false;
+    REQUIRE(h.collect().isOk());
+    appendFile(path, " zzzzz\nS three\n");
+    REQUIRE(h.collect().isOk());
+    h.clock.advance(std::chrono::seconds(2));
+    REQUIRE(h.collect().isOk());
+    const std::string p = ",\"path\":\"" + path + "\"}";
+    // "S two\n y\n zzzzz" would be 15 bytes: the third line starts a record of its own.
+    CHECK(h.em.records() == std::vector<std::string>{"{\"message\":\"S one\\n x\"" + p,
+                                                     "{\"message\":\"S two\\n y\"" + p,
+                                                     "{\"message\":\" zzzzz\"" + p,
+                                                     "{\"message\":\"S three\"" + p});
+  }
+
+  TEST_CASE("rotation by rename: the old file is finished first, then the new one, in order") {
+    LogCapture log;
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path, jsonLines(0, 100));
+    Options opts = tailOptions({path});
+    Harness h;
+    REQUIRE(h.make(opts).isOk());
+    REQUIRE(h.collect().isOk());
+    // The writer appends, the file is renamed (no longer matched), the writer appends to the
+    // old file through its descriptor, then creates the new file.
+    std::ofstream old_writer(path, std::ios::binary | std::ios::app);
+    old_writer << jsonLines(100, 150) << std::flush;
+    std::filesystem::rename(path, dir.file("app.log.1"));
+    old_writer << jsonLines(150, 200) << std::flush;
+    old_writer.close();
+    writeFile(path, jsonLines(200, 250));
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(0, 250));
+    CHECK(log.count("was rotated (now " + dir.file("app.log.1") + ")") == 1);
+    appendFile(path, jsonLines(250, 260));
+    h.clock.advance(std::chrono::seconds(5));
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(0, 260));
+    CHECK(log.count("no longer following " + dir.file("app.log.1")) == 1);
+  }
+
+  TEST_CASE("rotation by rename to a name still matched: the old file's rest still comes first") {
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path, jsonLines(0, 10));
+    Harness h;
+    REQUIRE(h.make(tailOptions({dir.file("app.log*")})).isOk());
+    REQUIRE(h.collect().isOk());
+    appendFile(path, jsonLines(10, 20));
+    // "app.log" sorts before "app.log.1": glob order alone would read the new file first.
+    std::filesystem::rename(path, dir.file("app.log.1"));
+    writeFile(path, jsonLines(20, 30));
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(0, 30));
+    h.clock.advance(std::chrono::seconds(5));
+    appendFile(path, jsonLines(30, 31));
+    appendFile(dir.file("app.log.1"), "");
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(0, 31));
+  }
+
+  TEST_CASE("rotation by rename while the agent is down: the renamed file is found and finished") {
+    LogCapture log;
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path, jsonLines(0, 100));
+    const Options opts = tailOptions({path});
+    std::map<std::string, std::string> committed;
+    {
+      Harness h;
+      REQUIRE(h.make(opts).isOk());
+      REQUIRE(h.collect().isOk());
+      committed = h.em.inner.committed;
+    }
+    appendFile(path, jsonLines(100, 150));  // written while the agent is down
+    std::filesystem::rename(path, dir.file("app.log.1"));
+    writeFile(path, jsonLines(150, 200));
+    writeFile(dir.file("gone.log"), "");  // an unrelated file in the same directory
+
+    Harness h;
+    h.em.inner.committed = committed;
+    REQUIRE(h.make(opts).isOk());
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(100, 200));  // the old file's rest first
+    CHECK(log.count("finishing " + dir.file("app.log.1")) == 1);
+
+    // Killed again before the renamed file was closed: it is found again, nothing repeats.
+    Harness again;
+    again.em.inner.committed = h.em.inner.committed;
+    appendFile(path, jsonLines(200, 210));
+    REQUIRE(again.make(opts).isOk());
+    REQUIRE(again.collect().isOk());
+    CHECK(again.em.records() == jsonRecords(200, 210));
+  }
+
+  TEST_CASE("copy-truncate: truncation restarts at 0; a rewritten head too, even past the offset") {
+    LogCapture log;
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path, jsonLines(0, 50));
+    Harness h;
+    REQUIRE(h.make(tailOptions({path})).isOk());
+    REQUIRE(h.collect().isOk());
+    // copytruncate: copied away (not matched), truncated in place, written again.
+    std::filesystem::copy_file(path, dir.file("app.log.1"));
+    std::filesystem::resize_file(path, 0);
+    appendFile(path, jsonLines(1000, 1002));
+    REQUIRE(h.collect().isOk());
+    std::vector<std::string> want = jsonRecords(0, 50);
+    for (const auto& r : jsonRecords(1000, 1002)) want.push_back(r);
+    CHECK(h.em.records() == want);
+    CHECK(log.count("was truncated") == 1);
+
+    // Truncated and written past the old position between two polls: the size alone does
+    // not tell, the head's fingerprint does.
+    const uint64_t before = test::readFile(path).size();
+    std::filesystem::resize_file(path, 0);
+    appendFile(path, jsonLines(2000, 2100));
+    REQUIRE(test::readFile(path).size() > before);
+    REQUIRE(h.collect().isOk());
+    for (const auto& r : jsonRecords(2000, 2100)) want.push_back(r);
+    CHECK(h.em.records() == want);
+    CHECK(log.count("was truncated") == 2);
+    CHECK(h.em.inner.committed.at(fileKey(path)) == cpValue(test::readFile(path).size(), path));
+  }
+
+  TEST_CASE("a replaced file (new inode under the same name) is read from its start") {
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    writeFile(path, jsonLines(0, 10));
+    Harness h;
+    REQUIRE(h.make(tailOptions({path})).isOk());
+    REQUIRE(h.collect().isOk());
+    const std::string tmp = dir.file("app.log.tmp");
+    writeFile(tmp, jsonLines(10, 20));
+    std::filesystem::rename(tmp, path);  // the old inode is deleted by the rename
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records() == jsonRecords(0, 20));
+  }
+
   TEST_CASE("randomised: partial writes, refusals and crashes never lose or repeat a line") {
     // TAIL_SEED=<n> runs the same scenario with another seed.
     std::mt19937 rng(std::getenv("TAIL_SEED") ? std::atoi(std::getenv("TAIL_SEED")) : 20261124);
