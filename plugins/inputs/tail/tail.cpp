@@ -561,8 +561,11 @@ TailInput::FileState* TailInput::open(const char* path, bool first_poll, Found h
       f.committed = kNotCommitted;  // the stale checkpoint is replaced at once
     }
   }
-  if (fresh && skip_existing) {
-    f.offset = size;  // committed differs from it: the position is committed at once
+  if (fresh) {
+    // The position of a new file is committed at once (an empty batch when it has no line
+    // yet), so that a restart finds it even if it is renamed before it has a line.
+    f.committed = kNotCommitted;
+    if (skip_existing) f.offset = size;
   }
   f.base = f.offset;  // change_ns -1: the first snapshot() checks and extends the head
   f.fd = std::move(owned);
