@@ -44,9 +44,8 @@ std::unique_ptr<Process> TailAgent::start() const {
 }
 
 bool TailAgent::waitStarted(Process& p) {
-  return eventually(
-      [&] { return p.stderrText().find("started agent") != std::string::npos; },
-      std::chrono::seconds(30));
+  return eventually([&] { return p.stderrText().find("started agent") != std::string::npos; },
+                    std::chrono::seconds(30));
 }
 
 bool TailAgent::killAt(Process& p, uintmax_t target, uintmax_t whole,

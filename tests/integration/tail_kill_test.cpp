@@ -20,7 +20,8 @@ TEST_SUITE("integration.tail_kill") {
     {
       std::ofstream f(input, std::ios::binary);
       for (size_t i = 0; i < kLines; ++i) {
-        f << "{\"i\":" << i << ",\"sensor\":\"t-" << (i % 97) << "\",\"value\":" << (i % 1000) / 10.0 << "}\n";
+        f << "{\"i\":" << i << ",\"sensor\":\"t-" << (i % 97)
+          << "\",\"value\":" << (i % 1000) / 10.0 << "}\n";
       }
     }
     TailAgent agent(dir, "  - { name: sensors, type: tail, paths: [" + input +
@@ -34,7 +35,8 @@ TEST_SUITE("integration.tail_kill") {
     for (int round = 0; round < 20; ++round) {
       const uintmax_t before = agent.outBytes();
       const uintmax_t left = total - std::min(before, total);
-      const uintmax_t target = before + std::uniform_int_distribution<uintmax_t>(0, left / 6 + 1)(rng);
+      const uintmax_t target =
+          before + std::uniform_int_distribution<uintmax_t>(0, left / 6 + 1)(rng);
       std::unique_ptr<Process> ferry = agent.start();
       if (agent.killAt(*ferry, target, total)) ++mid_stream;
       ++kills;

@@ -22,11 +22,11 @@ using namespace ferry::test;
 namespace {
 
 struct FormatCase {
-  std::string name;     // input name = format name
-  std::string options;  // extra YAML flow keys
-  std::vector<std::string> valid;   // lines that become records
-  std::vector<std::string> bad;     // lines that are dropped
-  std::vector<std::string> records; // the records the valid lines become (without "path")
+  std::string name;                       // input name = format name
+  std::string options;                    // extra YAML flow keys
+  std::vector<std::string> valid;         // lines that become records
+  std::vector<std::string> bad;           // lines that are dropped
+  std::vector<std::string> records;       // the records the valid lines become (without "path")
   std::map<std::string, double> reasons;  // drop reason → count
 };
 
@@ -44,37 +44,46 @@ TEST_SUITE("integration.tail_malformed") {
     const std::string bad_utf8 = "\xff\xfe\xc3";
     const std::string huge(8 << 20, 'h');  // over max_line_bytes (1MiB): dead-lettered
     std::vector<FormatCase> cases = {
-        {"json", "",
+        {"json",
+         "",
          {"{\"v\":1}", "{\"big\":1e300,\"n\":18446744073709551615}", "{\"v\":3}"},
          {"{\"broken\":", "{\"s\":\"" + bad_utf8 + "\"}", "{\"s\":\"" + nul + "\"}",
           "{\"n\":1e400}", "{\"n\":99999999999999999999999}", "[1,2]"},
          {"{\"v\":1}", "{\"big\":1e300,\"n\":18446744073709551615}", "{\"v\":3}"},
-         {{"bad_json", 1}, {"invalid_utf8", 1}, {"nul_byte", 1}, {"number_out_of_range", 2},
+         {{"bad_json", 1},
+          {"invalid_utf8", 1},
+          {"nul_byte", 1},
+          {"number_out_of_range", 2},
           {"not_an_object", 1}}},
-        {"text", "",
+        {"text",
+         "",
          {"hello 1", "{\"broken\":", "n=1e400 99999999999999999999999"},
          {"bad " + bad_utf8, "nul " + nul},
          {"{\"message\":\"hello 1\"}", "{\"message\":\"{\\\"broken\\\":\"}",
           "{\"message\":\"n=1e400 99999999999999999999999\"}"},
          {{"invalid_utf8", 1}, {"nul_byte", 1}}},
-        {"logfmt", "",
+        {"logfmt",
+         "",
          {"k=v n=1", "n=1e400 m=99999999999999999999999"},
          {"a=\"unclosed", "k=" + bad_utf8, "k=" + nul},
          {"{\"k\":\"v\",\"n\":1}", "{\"n\":\"1e400\",\"m\":\"99999999999999999999999\"}"},
          {{"bad_logfmt", 1}, {"invalid_utf8", 1}, {"nul_byte", 1}}},
-        {"csv", ", columns: [a, b]",
+        {"csv",
+         ", columns: [a, b]",
          {"x,1", "1e400,99999999999999999999999"},
          {"\"unclosed,1", "1,2,3", bad_utf8 + ",1", nul + ",1"},
          {"{\"a\":\"x\",\"b\":1}", "{\"a\":\"1e400\",\"b\":\"99999999999999999999999\"}"},
          {{"csv_bad_row", 2}, {"invalid_utf8", 1}, {"nul_byte", 1}}},
-        {"influx", "",
+        {"influx",
+         "",
          {"m,t=a v=1i 3", "m v=2.5"},
          {"m v=", "m,t=" + bad_utf8 + " v=1", "m v=\"" + nul + "\"", "m v=1e400",
           "m v=99999999999999999999999i"},
          {"{\"measurement\":\"m\",\"tags\":{\"t\":\"a\"},\"fields\":{\"v\":1},\"time\":3}",
           "{\"measurement\":\"m\",\"tags\":{},\"fields\":{\"v\":2.5}}"},
          {{"bad_influx", 1}, {"invalid_utf8", 1}, {"nul_byte", 1}, {"number_out_of_range", 2}}},
-        {"regex", ", pattern: '^(?<k>\\w+)=(?<v>\\d+)$'",
+        {"regex",
+         ", pattern: '^(?<k>\\w+)=(?<v>\\d+)$'",
          {"a=1", "big=99999999999999999999999"},
          {"???", "a=" + bad_utf8, "a=" + nul},
          {"{\"k\":\"a\",\"v\":\"1\"}", "{\"k\":\"big\",\"v\":\"99999999999999999999999\"}"},
@@ -156,9 +165,9 @@ TEST_SUITE("integration.tail_malformed") {
     CHECK(*code == 0);
 
     // The 8 MiB lines are in the dead-letter queue: their first 64 KiB, with where they were.
-    RunResult dl = runCommand({FERRY_BINARY, "buffer", "export", "--dead-letters", "-c",
-                               agent.config()},
-                              dir.path().string());
+    RunResult dl =
+        runCommand({FERRY_BINARY, "buffer", "export", "--dead-letters", "-c", agent.config()},
+                   dir.path().string());
     INFO("export: ", dl.out.substr(0, 2000), dl.err);
     REQUIRE(dl.code == 0);
     std::istringstream in(dl.out);

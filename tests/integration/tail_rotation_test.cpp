@@ -38,8 +38,7 @@ class LogWriter {
     size_t at = 0;
     for (int p = 1; p <= pieces && at < chunk.size(); ++p) {
       const size_t end =
-          p == pieces ? chunk.size()
-                      : std::uniform_int_distribution<size_t>(at, chunk.size())(rng);
+          p == pieces ? chunk.size() : std::uniform_int_distribution<size_t>(at, chunk.size())(rng);
       writeAll(std::string_view(chunk).substr(at, end - at));
       at = end;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));  // pacing, not a wait
@@ -81,7 +80,8 @@ class LogWriter {
 }  // namespace
 
 TEST_SUITE("integration.tail_rotation") {
-  TEST_CASE("rotation by rename and copy-truncate with SIGKILLs mid-file: every line once, in order") {
+  TEST_CASE(
+      "rotation by rename and copy-truncate with SIGKILLs mid-file: every line once, in order") {
     TempDir dir;
     const std::string log = dir.file("app.log");
     LogWriter w(log);
@@ -105,8 +105,8 @@ TEST_SUITE("integration.tail_rotation") {
         case 0:  // rename while the agent runs; the writer still appends to the old file
           // (once the agent has seen the file: a file renamed away before the agent ever
           // matched it is not followed)
-          REQUIRE(eventually([&] { return agent.outBytes() > out_before; },
-                             std::chrono::seconds(30)));
+          REQUIRE(
+              eventually([&] { return agent.outBytes() > out_before; }, std::chrono::seconds(30)));
           w.renameTo(dir.file("app.log.r" + std::to_string(round)));
           w.write(500, rng);
           w.reopen();

@@ -1,11 +1,11 @@
 #include "plugins/inputs/tail/tail.h"
 
-#include "ferry/json.h"
-
 #include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <glob.h>
+
+#include "ferry/json.h"
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 #include <sys/stat.h>
@@ -133,8 +133,6 @@ std::string locate(const Options& opts, std::string_view key, int index = -1) {
   return loc.describe();
 }
 
-
-
 void appendUint(std::string& out, uint64_t v) {
   char buf[24];
   const auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
@@ -164,26 +162,20 @@ uint64_t fnv1a(uint64_t h, const char* p, size_t n) {
   return h;
 }
 
-// Continues `*hash` over the file's bytes [from, to). Returns how many bytes were hashed
-// (fewer than to - from when the file ends first), or -errno. `*hash` is left as it was on
-// an error.
-int64_t hashFileRange(int fd, uint64_t from, uint64_t to, uint64_t* hash) {
-  char buf[kFingerprintBytes];
-  uint64_t h = *hash;
-  uint64_t pos = from;
-  while (pos < to) {
-    const auto want = static_cast<size_t>(std::min<uint64_t>(sizeof buf, to - pos));
-    const ssize_t n = ::pread(fd, buf, want, static_cast<off_t>(pos));
-    if (n < 0) {
+// Reads up to `n` bytes at `off` into `buf`, fewer only at the end of the file. Returns the
+// count, or -errno.
+int64_t readAt(int fd, char* buf, size_t n, uint64_t off) {
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::pread(fd, buf + got, n - got, static_cast<off_t>(off + got));
+    if (r < 0) {
       if (errno == EINTR) continue;
       return -static_cast<int64_t>(errno);
     }
-    if (n == 0) break;  // end of file
-    h = fnv1a(h, buf, static_cast<size_t>(n));
-    pos += static_cast<uint64_t>(n);
+    if (r == 0) break;  // end of file
+    got += static_cast<size_t>(r);
   }
-  *hash = h;
-  return static_cast<int64_t>(pos - from);
+  return static_cast<int64_t>(got);
 }
 
 // `text` is a whole unsigned number in `base` (no sign, no spaces).
@@ -296,8 +288,7 @@ class TailInput::StartPattern {
 
   // Does the pattern match somewhere in `line`? One call per line; no allocation.
   bool matches(const char* line, size_t len) const {
-    return pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(line), len, 0, 0, match_, context_) >=
-           0;
+    return pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(line), len, 0, 0, match_, context_) >= 0;
   }
 
  private:
@@ -349,8 +340,8 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
     } else if (a == "dead_letter") {
       s.on_long_line = OnLongLine::kDeadLetter;
     } else {
-      return invalidArgument(locate(opts, "on_long_line") + ": expected cut or dead_letter, got \"" +
-                             a + "\"");
+      return invalidArgument(locate(opts, "on_long_line") +
+                             ": expected cut or dead_letter, got \"" + a + "\"");
     }
   }
   if (opts.has("poll_interval")) {
@@ -495,8 +486,7 @@ TailInput::FileState* TailInput::open(const char* path, bool first_poll, Found h
     const int err = errno;
     if (err == ENOENT) return nullptr;  // removed since the glob: not there any more
     if (open_failed_.emplace(path).second) {
-      logWarn("input", instance_, ": cannot open ", path, ": ",
-              errnoStatus("open", err).message(),
+      logWarn("input", instance_, ": cannot open ", path, ": ", errnoStatus("open", err).message(),
               " (retrying every poll; not logged again until it opens)");
     }
     return nullptr;
@@ -523,8 +513,8 @@ TailInput::FileState* TailInput::open(const char* path, bool first_poll, Found h
     // dev:inode numbers are reused for new files once a file is deleted.
     bool same = true;
     if (cp.has_fp) {
-      uint64_t h = kFnvBasis;
-      const int64_t n = hashFileRange(fd, 0, cp.fp_len, &h);
+      char head[kFingerprintBytes];
+      const int64_t n = readAt(fd, head, static_cast<size_t>(cp.fp_len), 0);
       if (n < 0) {
         if (open_failed_.emplace(path).second) {
           logWarn("input", instance_, ": cannot read ", path, ": ",
@@ -533,7 +523,8 @@ TailInput::FileState* TailInput::open(const char* path, bool first_poll, Found h
         }
         return nullptr;  // the checkpoint stays for the next try
       }
-      same = static_cast<uint64_t>(n) == cp.fp_len && h == cp.fp;
+      same = static_cast<uint64_t>(n) == cp.fp_len &&
+             fnv1a(kFnvBasis, head, static_cast<size_t>(n)) == cp.fp;
     }
     restored_.erase(r);
     if (same) {
@@ -573,8 +564,8 @@ TailInput::FileState* TailInput::open(const char* path, bool first_poll, Found h
   if (how == Found::kRenamed) {
     f.rotated = true;
     f.quiet_since = clock_.now();
-    logInfo("input", instance_, ": finishing ", f.path, " (renamed while the agent was down) from offset ",
-            f.offset);
+    logInfo("input", instance_, ": finishing ", f.path,
+            " (renamed while the agent was down) from offset ", f.offset);
   } else {
     logInfo("input", instance_, ": following ", f.path, " from offset ", f.offset);
   }
@@ -669,8 +660,7 @@ void TailInput::discover(bool first_poll) {
     f.quiet_since = clock_.now();
     std::string now_at = currentName(f.fd.fd);
     logInfo("input", instance_, ": ", f.path, " was rotated (",
-            now_at.empty() ? std::string("deleted") : "now " + now_at,
-            "): reading it to its end");
+            now_at.empty() ? std::string("deleted") : "now " + now_at, "): reading it to its end");
     if (!now_at.empty()) f.path = std::move(now_at);
   }
   for (auto& [k, f] : files_) {
@@ -754,8 +744,8 @@ Status TailInput::roomFor(FileState& f, Emitter& emitter, size_t bytes, uint64_t
   return Status::ok();
 }
 
-Status TailInput::produce(FileState& f, Emitter& emitter, const char* text, size_t len,
-                          uint64_t at, bool cut) {
+Status TailInput::produce(FileState& f, Emitter& emitter, const char* text, size_t len, uint64_t at,
+                          bool cut) {
   const bool json = settings_.line_format.format == LineFormat::kJson;
   const std::string_view extra = json ? std::string_view() : std::string_view(f.extra);
   // Room for the record before it is built (other formats may quote and name every field).
@@ -784,8 +774,8 @@ Status TailInput::handleLine(FileState& f, Emitter& emitter, const char* line, s
   if (start_ == nullptr || cut) return produce(f, emitter, line, len, at, cut);
   if (len > 0 && line[len - 1] == '\r') --len;
   if (f.ml_lines == 0 && len == 0) return Status::ok();  // blank lines between records
-  if (f.ml_lines > 0 && (f.ml_text.size() + 1 + len > settings_.max_line_bytes ||
-                         start_->matches(line, len))) {
+  if (f.ml_lines > 0 &&
+      (f.ml_text.size() + 1 + len > settings_.max_line_bytes || start_->matches(line, len))) {
     FERRY_RETURN_IF_ERROR(finishPending(f, emitter));
   }
   if (f.ml_lines == 0) {
@@ -806,17 +796,11 @@ Status TailInput::longLine(FileState& f, Emitter& emitter, uint64_t at, uint64_t
       cut ? settings_.max_line_bytes : std::min(settings_.max_line_bytes, kDeadLetterCap);
   const uint64_t want = keep + 1;  // one more: is the cut inside a UTF-8 character?
   while (buf_cap_ < want) growBuffer();
-  // The line's head is read again (the read buffer kept none of it while skipping).
-  size_t n = 0;
-  while (n < want) {
-    const ssize_t r = ::pread(f.fd.fd, buf_.get() + n, want - n, static_cast<off_t>(at + n));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errnoStatus("read " + f.path, errno);
-    }
-    if (r == 0) break;  // truncated meanwhile: snapshot() notices at the next poll
-    n += static_cast<size_t>(r);
-  }
+  // The line's head is read again (the read buffer kept none of it while skipping). Fewer
+  // bytes: truncated meanwhile (snapshot() notices at the next poll).
+  const int64_t got = readAt(f.fd.fd, buf_.get(), static_cast<size_t>(want), at);
+  if (got < 0) return errnoStatus("read " + f.path, static_cast<int>(-got));
+  auto n = static_cast<size_t>(got);
   const size_t have = n;
   n = std::min<size_t>(n, keep);
   if (cut) {
@@ -834,8 +818,8 @@ Status TailInput::longLine(FileState& f, Emitter& emitter, uint64_t at, uint64_t
   f.dead_done = at + 1;
   if (!st.isOk()) {
     // The core counted it (dead_letter_failed); the line is not kept, the file goes on.
-    logWarn("input", instance_, ": could not dead-letter the long line at ", f.path, " offset ",
-            at, ": ", st.message());
+    logWarn("input", instance_, ": could not dead-letter the long line at ", f.path, " offset ", at,
+            ": ", st.message());
   } else {
     logInfo("input", instance_, ": dead-lettered ", reason);
   }
@@ -847,16 +831,9 @@ Status TailInput::checkHead(FileState& f, uint64_t size, bool extend, bool* same
   const uint64_t want = extend ? std::max(f.fp_len, std::min(size, kFingerprintBytes)) : f.fp_len;
   if (want == 0) return Status::ok();
   char head[kFingerprintBytes];
-  size_t n = 0;
-  while (n < want) {
-    const ssize_t r = ::pread(f.fd.fd, head + n, want - n, static_cast<off_t>(n));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      return errnoStatus("read " + f.path, errno);
-    }
-    if (r == 0) break;
-    n += static_cast<size_t>(r);
-  }
+  const int64_t got = readAt(f.fd.fd, head, static_cast<size_t>(want), 0);
+  if (got < 0) return errnoStatus("read " + f.path, static_cast<int>(-got));
+  const auto n = static_cast<uint64_t>(got);
   if (n < f.fp_len || fnv1a(kFnvBasis, head, f.fp_len) != f.fp) {
     *same = false;
     return Status::ok();
@@ -1137,8 +1114,9 @@ const PluginDescriptor& tailInputDescriptor() {
   static const PluginDescriptor kDescriptor{
       .kind = PluginKind::kInput,
       .name = "tail",
-      .summary = "follows files matched by glob patterns (rotation-aware), one record per line "
-                 "or multiline record (json, text, logfmt, csv, influx, regex)",
+      .summary =
+          "follows files matched by glob patterns (rotation-aware), one record per line "
+          "or multiline record (json, text, logfmt, csv, influx, regex)",
       .options = kOptions,
       .make_input = &makeTailInput,
   };

@@ -49,13 +49,13 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/formats/line_format.h"
 #include "ferry/clock.h"
 #include "ferry/input.h"
 #include "ferry/options.h"
 #include "ferry/plugin.h"
 #include "ferry/record.h"
 #include "ferry/status.h"
-#include "agent/formats/line_format.h"
 
 namespace ferry {
 
@@ -66,7 +66,7 @@ struct TailSettings {
 
   std::vector<std::string> paths;    // glob(3) patterns
   std::vector<std::string> exclude;  // fnmatch(3) patterns (basename when without '/')
-  LineFormatSpec line_format;  // format, pattern, columns, delimiter, invalid_utf8
+  LineFormatSpec line_format;        // format, pattern, columns, delimiter, invalid_utf8
   StartAt start_at = StartAt::kBeginning;
   Duration poll_interval = std::chrono::milliseconds(250);
   Duration rotate_wait = std::chrono::seconds(5);
@@ -125,7 +125,7 @@ class TailInput final : public Input {
 
   struct FileState {
     Fd fd;
-    std::string key;        // "file/<dev>:<inode>"
+    std::string key;    // "file/<dev>:<inode>"
     std::string path;   // the path it was last matched (or found) under
     std::string extra;  // "path":"<matched path>", added to records of text-like formats
     // Read position: after the last line consumed (into a record, the pending multiline
@@ -239,7 +239,7 @@ class TailInput final : public Input {
 
   std::map<std::string, FileState, std::less<>> files_;  // by key (dev:inode)
   std::vector<FileState*> order_;                        // this poll's files
-  std::vector<FileState*> matched_;  // this poll's matched files, in glob order
+  std::vector<FileState*> matched_;                      // this poll's matched files, in glob order
   std::vector<char> done_;  // per order_ entry: 1 read to its limit, 2 failed this poll
   std::map<std::string, Restored, std::less<>> restored_;  // checkpoints not yet applied
   uint64_t restored_seq_ = 0;
@@ -251,9 +251,9 @@ class TailInput final : public Input {
   std::unique_ptr<char[]> buf_;  // buf_cap_ bytes + simdjson::SIMDJSON_PADDING
   size_t buf_cap_ = 0;
   RecordBatch batch_;
-  RecordBatch dead_;                               // one dead-lettered line
-  std::string key_;                                // the key being looked up in discover()
-  SourceCheckpoint cp_;             // reused for every batch
+  RecordBatch dead_;               // one dead-lettered line
+  std::string key_;                // the key being looked up in discover()
+  SourceCheckpoint cp_;            // reused for every batch
   std::vector<DropReason> drops_;  // by reason, in first-seen order
 };
 
