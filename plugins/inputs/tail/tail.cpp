@@ -606,8 +606,13 @@ void TailInput::findRenamed(bool first_poll) {
     }
     ::closedir(d);
     // Not in their directory any more: deleted (or moved elsewhere). Forgotten.
+    size_t forgotten = 0;
     for (const auto& [ino, key] : inodes) {
-      if (keep.count(key) == 0) restored_.erase(key);
+      if (keep.count(key) == 0) forgotten += restored_.erase(key);
+    }
+    if (forgotten > 0) {
+      logInfo("input", instance_, ": forgot ", forgotten, " checkpoint(s) of files no longer in ",
+              dir);
     }
   }
 }

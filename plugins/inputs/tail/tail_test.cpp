@@ -1443,6 +1443,29 @@ TEST_SUITE("inputs.tail") {
     CHECK(again.em.records() == jsonRecords(200, 210));
   }
 
+  TEST_CASE("startup: checkpoints of files gone from their directory are forgotten") {
+    LogCapture log;
+    TempDir dir;
+    writeFile(dir.file("a.log"), jsonLines(0, 2));
+    writeFile(dir.file("b.log"), jsonLines(2, 4));
+    const Options opts = tailOptions({dir.file("*.log")});
+    std::map<std::string, std::string> committed;
+    {
+      Harness h;
+      REQUIRE(h.make(opts).isOk());
+      REQUIRE(h.collect().isOk());
+      committed = h.em.inner.committed;
+    }
+    REQUIRE(committed.size() == 2);
+    std::filesystem::remove(dir.file("b.log"));
+    Harness h;
+    h.em.inner.committed = committed;
+    REQUIRE(h.make(opts).isOk());
+    REQUIRE(h.collect().isOk());
+    CHECK(log.count("forgot 1 checkpoint(s) of files no longer in " + dir.path().string()) == 1);
+    CHECK(h.em.records().empty());
+  }
+
   TEST_CASE("copy-truncate: truncation restarts at 0; a rewritten head too, even past the offset") {
     LogCapture log;
     TempDir dir;
