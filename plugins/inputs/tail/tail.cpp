@@ -915,6 +915,22 @@ Status TailInput::pump(FileState& f, Emitter& emitter, bool* more) {
       return fail(errnoStatus("read " + f.path, errno));
     }
     if (n == 0) break;  // end of file (shrunk since the snapshot)
+    if (f.fp_len > 0) {
+      // These bytes are the file's as the poll saw it only if its head is still the one
+      // fingerprinted (one read of at most 1 KiB per read of up to 256 KiB): a copy-truncate
+      // since the poll's size check would hand over pieces of the new content read at old
+      // offsets. Then they are left out, lines of earlier reads are kept, and the next poll
+      // starts the file again at 0.
+      bool same = true;
+      Status st = checkHead(f, 0, false, &same);
+      if (!st.isOk()) return fail(st);
+      if (!same) {
+        logWarn("input", instance_, ": ", f.path, " was truncated while being read at offset ",
+                buf_off + filled, ": reading it again from the start at the next poll");
+        f.change_ns = -1;  // the next snapshot() checks the head
+        break;
+      }
+    }
     filled += static_cast<size_t>(n);
     bool reread = false;
     while (scan < filled) {

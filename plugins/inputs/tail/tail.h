@@ -26,7 +26,7 @@
 // looked up by inode in the directory of their recorded path (one readdir per directory), so
 // a file renamed while the agent was down is finished too. Truncation (size below the
 // position or below the fingerprinted head) and rewriting (the head's hash changed; checked
-// when the file changed, at the start of a poll) restart the file at 0.
+// when the file changed at the start of a poll, and after every read) restart the file at 0.
 //
 // Long lines: a line longer than max_line_bytes is skipped up to its newline (across reads
 // and polls, keeping at most max_line_bytes + 1 bytes in memory); at its newline its head is

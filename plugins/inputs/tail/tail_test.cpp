@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -62,6 +63,7 @@ class BatchLog final : public Emitter {
     Status st = refuse ? refuse_with : inner.emitWithCheckpoint(batch, cp, stream);
     b.accepted = st.isOk();
     batches.push_back(std::move(b));
+    if (on_emit) on_emit();
     if (st.isOk() && accepted_count() == 1) after_first = inner.committed;
     if (refuse_after >= 0 && accepted_count() >= refuse_after) refuse = true;
     return st;
@@ -97,7 +99,8 @@ class BatchLog final : public Emitter {
   std::vector<Batch> batches;                      // accepted and refused
   std::map<std::string, std::string> after_first;  // `committed` right after batch 1
   int plain_emits = 0;
-  bool refuse = false;    // refuse every batch from now on
+  std::function<void()> on_emit;  // runs after every emitWithCheckpoint (changes the files)
+  bool refuse = false;             // refuse every batch from now on
   int refuse_after = -1;  // >= 0: refuse once this many batches were accepted
   Status refuse_with = resourceExhausted("buffer full");
 };
@@ -1495,6 +1498,48 @@ TEST_SUITE("inputs.tail") {
     CHECK(h.em.records() == want);
     CHECK(log.count("was truncated") == 2);
     CHECK(h.em.inner.committed.at(fileKey(path)) == cpValue(test::readFile(path).size(), path));
+  }
+
+  TEST_CASE("copy-truncate during a read: no piece of the new content is read at an old offset") {
+    LogCapture log;
+    TempDir dir;
+    const std::string path = dir.file("app.log");
+    // More than the 256 KiB read buffer: the file is read in several reads, and batches are
+    // emitted between them.
+    writeFile(path, jsonLines(0, 20000));
+    REQUIRE(test::readFile(path).size() > 300 * 1024);
+    Options opts = tailOptions({path});
+    opts.set("batch_max_records", int64_t{100}, {});
+    Harness h;
+    REQUIRE(h.make(opts).isOk());
+    bool done = false;
+    h.em.on_emit = [&] {
+      if (done || h.em.batches.size() < 3) return;
+      done = true;  // truncated and written again past the next read's offset
+      std::filesystem::resize_file(path, 0);
+      std::string fresh;
+      for (int i = 0; i < 40000; ++i) fresh += "{\"new\":" + std::to_string(i) + "}\n";
+      appendFile(path, fresh);
+    };
+    REQUIRE(h.collect().isOk());
+    REQUIRE(done);
+    CHECK(log.count("was truncated while being read") == 1);
+    REQUIRE(h.collect().isOk());  // starts again at 0
+    const std::vector<std::string> got = h.em.records();
+    // A prefix of the old lines (those of the first read), then every new line.
+    size_t old_lines = 0;
+    while (old_lines < got.size() && got[old_lines] == jsonLine(static_cast<int>(old_lines))) {
+      ++old_lines;
+    }
+    CHECK(old_lines >= 300);
+    REQUIRE(got.size() == old_lines + 40000);
+    for (size_t i = 0; i < 40000; ++i) {
+      if (got[old_lines + i] != "{\"new\":" + std::to_string(i) + "}") {
+        CHECK(got[old_lines + i] == "{\"new\":" + std::to_string(i) + "}");
+        break;
+      }
+    }
+    CHECK(h.dropped("bad_json") == 0);  // no line was read half old, half new
   }
 
   TEST_CASE("a replaced file (new inode under the same name) is read from its start") {
