@@ -422,6 +422,13 @@ class Walker {
       return;
     }
     std::set<std::string> names;
+    // Processors default to their type as name, or <type>-<position> when the type repeats
+    // (two filters need two names for their metrics).
+    std::map<std::string, int> type_count;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      if (item.IsMap() && item["type"] && item["type"].IsScalar()) ++type_count[item["type"].Scalar()];
+    }
     for (size_t i = 0; i < list.size(); ++i) {
       const YAML::Node item = list[i];
       std::string path = section + "[" + std::to_string(i) + "]";
@@ -443,15 +450,20 @@ class Walker {
                 "unknown " + std::string(pluginKindName(kind)) + " type \"" + type + "\" (built in: " + known + ")");
         continue;
       }
-      std::span<const OptionSpec> tables[] = {
-          kind == PluginKind::kInput ? commonInputOptions() : commonOutputOptions(), d->options};
+      std::span<const OptionSpec> tables[] = {commonOptions(kind), d->options};
       Options all;
       size_t before = problems.size();
       table(item, tables, path, "", &all);
       if (problems.size() != before) continue;
       PluginInstance inst;
       inst.descriptor = d;
-      inst.name = all.has("name") ? all.getString("name") : type;
+      inst.name = all.has("name")                                        ? all.getString("name")
+                  : kind == PluginKind::kProcessor && type_count[type] > 1 ? type + "-" + std::to_string(i)
+                                                                           : type;
+      if (all.has("name") && inst.name.empty()) {
+        problem(item["name"], path + ".name", "must not be empty");
+        continue;
+      }
       if (!names.insert(inst.name).second) {
         problem(item, path + ".name",
                 "duplicate " + std::string(pluginKindName(kind)) + " name \"" + inst.name +
@@ -460,6 +472,8 @@ class Walker {
       }
       if (kind == PluginKind::kInput) {
         inst.stream = all.has("stream") ? all.getString("stream") : inst.name;
+      } else if (kind == PluginKind::kProcessor) {
+        inst.match = all.getString("match");
       } else {
         inst.match = all.getString("match");
         // Problems point at the key's own line when it is given.
@@ -531,7 +545,8 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
     result.problems = std::move(w.problems);
     return result;
   }
-  static constexpr std::string_view kSections[] = {"agent", "log", "buffer", "metrics", "inputs", "outputs"};
+  static constexpr std::string_view kSections[] = {"agent",  "log",        "buffer", "metrics",
+                                                   "inputs", "processors", "outputs"};
   std::map<std::string, int> seen_sections;
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string key = it->first.Scalar();
@@ -544,7 +559,7 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
     if (reserved) {
       w.problem(it->first, key, "section is part of Ferry's contract but not available in this version yet");
     } else {
-      w.problem(it->first, key, "unknown key (valid keys: agent, log, buffer, metrics, inputs, outputs)");
+      w.problem(it->first, key, "unknown key (valid keys: agent, log, buffer, metrics, inputs, processors, outputs)");
     }
   }
 
@@ -614,6 +629,7 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
   }
 
   w.plugins(root["inputs"], "inputs", PluginKind::kInput, registry, &cfg.inputs);
+  w.plugins(root["processors"], "processors", PluginKind::kProcessor, registry, &cfg.processors);
   w.plugins(root["outputs"], "outputs", PluginKind::kOutput, registry, &cfg.outputs);
   if (!root["inputs"] || (root["inputs"].IsSequence() && root["inputs"].size() == 0)) {
     w.problem(root, "inputs", "at least one input is required");
