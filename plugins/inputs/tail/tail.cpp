@@ -85,8 +85,9 @@ constexpr OptionSpec kOwnOptions[] = {
     {.key = "start_at",
      .type = OptionType::kEnum,
      .default_value = "beginning",
-     .help = "where to start in a file that has no checkpoint and exists at startup "
-             "(files that appear later are always read from their beginning)",
+     .help = "where to start in the files there at the input's first start ever (no "
+             "checkpoint stored yet); files that appear later, or that a later start does "
+             "not know, are always read from their beginning",
      .choices = kStartAt},
     {.key = "poll_interval",
      .type = OptionType::kDuration,
@@ -455,6 +456,7 @@ TailInput::~TailInput() = default;
 
 void TailInput::loadCheckpoints(const Emitter& emitter) {
   for (const auto& [key, value] : emitter.checkpoints().list(kKeyPrefix)) {
+    had_checkpoints_ = true;
     Restored r;
     if (!parseCheckpoint(value, &r.offset, &r.has_fp, &r.fp_len, &r.fp, &r.path)) {
       logWarn("input", instance_, ": ignoring unreadable checkpoint ", key, " = \"", value, "\"");
@@ -505,7 +507,10 @@ TailInput::FileState* TailInput::open(const char* path, bool first_poll, Found h
   f.path = path;
   f.fp = kFnvBasis;  // fp_len 0; snapshot() extends it over the file's head
   const auto size = static_cast<uint64_t>(st.st_size);
-  const bool skip_existing = first_poll && settings_.start_at == TailSettings::StartAt::kEnd;
+  // start_at: end applies to the input's very first run only: once it has checkpoints, a
+  // file it does not know at a start is new content (rotated while the agent was down).
+  const bool skip_existing =
+      first_poll && !had_checkpoints_ && settings_.start_at == TailSettings::StartAt::kEnd;
   bool fresh = true;  // no checkpoint to trust: a new file, start_at applies
   if (r != restored_.end()) {
     const Restored cp = r->second;

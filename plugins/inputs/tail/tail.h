@@ -64,10 +64,10 @@ struct TailSettings {
   enum class StartAt : uint8_t { kBeginning, kEnd };
   enum class OnLongLine : uint8_t { kCut, kDeadLetter };
 
-  std::vector<std::string> paths;    // glob(3) patterns
-  std::vector<std::string> exclude;  // fnmatch(3) patterns (basename when without '/')
-  LineFormatSpec line_format;        // format, pattern, columns, delimiter, invalid_utf8
-  StartAt start_at = StartAt::kBeginning;
+  std::vector<std::string> paths;          // glob(3) patterns
+  std::vector<std::string> exclude;        // fnmatch(3) patterns (basename when without '/')
+  LineFormatSpec line_format;              // format, pattern, columns, delimiter, invalid_utf8
+  StartAt start_at = StartAt::kBeginning;  // kEnd: only on the input's first run ever
   Duration poll_interval = std::chrono::milliseconds(250);
   Duration rotate_wait = std::chrono::seconds(5);
   uint64_t max_line_bytes = 1 << 20;
@@ -245,7 +245,8 @@ class TailInput final : public Input {
   uint64_t restored_seq_ = 0;
   std::set<std::string, std::less<>> open_failed_;  // paths whose failure was logged
   bool loaded_ = false;
-  bool emit_refused_ = false;  // the last flush() was refused by the emitter
+  bool had_checkpoints_ = false;  // the store held checkpoints of this input at the start
+  bool emit_refused_ = false;     // the last flush() was refused by the emitter
   uint64_t poll_ = 0;
 
   std::unique_ptr<char[]> buf_;  // buf_cap_ bytes + kLinePadding

@@ -462,13 +462,17 @@ TEST_SUITE("inputs.tail") {
     checkCheckpoints(h.em, new_path);
     checkCheckpoints(h.em, old_path, jsonLines(0, 3).size());
 
-    // Restarted with a checkpoint: start_at does not apply.
+    // Restarted with checkpoints: start_at does not apply, neither to the files it has
+    // checkpoints of nor to a file created (or rotated in) while the agent was down.
     appendFile(old_path, jsonLines(5, 6));
+    writeFile(dir.file("while_down.log"), jsonLines(200, 202));
     Harness r;
     r.em.inner.committed = h.em.inner.committed;
     REQUIRE(r.make(opts).isOk());
     REQUIRE(r.collect().isOk());
-    CHECK(r.em.records() == jsonRecords(5, 6));
+    std::vector<std::string> after = jsonRecords(5, 6);
+    for (const std::string& x : jsonRecords(200, 202)) after.push_back(x);
+    CHECK(r.em.records() == after);
   }
 
   TEST_CASE("the glob picks up new files; a missing path is not an error") {
@@ -1025,16 +1029,15 @@ TEST_SUITE("inputs.tail") {
       CHECK(again.em.batches.empty());
       CHECK(log.count(message) == 1);
     }
-    SUBCASE("start_at end applies to it as to any new file; the position is committed") {
+    SUBCASE("start_at end does not apply once the input has checkpoints: it is new content") {
       const std::string old_content = jsonLines(5000, 6000);
       h.em.inner.committed[key] = cpValue(old_content.size(), old_content, 1024, path);
       opts.set("start_at", std::string("end"), {});
       REQUIRE(h.make(opts).isOk());
       REQUIRE(h.collect().isOk());
-      CHECK(h.em.records().empty());
-      CHECK(log.count(message + "; reading it from its end (start_at: end)") == 1);
-      REQUIRE(h.em.batches.size() == 1);
-      CHECK(h.em.batches[0].value == cpValue(jsonLines(0, 2000).size(), path));
+      CHECK(h.em.records() == jsonRecords(0, 2000));
+      CHECK(log.count(message + "; reading it from the start") == 1);
+      checkCheckpoints(h.em, path);
     }
     SUBCASE("the new file is shorter than the fingerprinted head, longer than the offset") {
       writeFile(path, jsonLines(0, 10));  // same inode, 220 bytes
