@@ -38,6 +38,12 @@ constexpr ProcessorCase kCases[] = {
     {"filter", "filter", R"(expression: 'value > 25 and site == "plant-7"')"},
     {"filter-regex", "filter", R"(expression: 'sensor =~ "^temp-1[0-4]"')"},
     {"filter-nested-or", "filter", R"(expression: '(unit == "F" or not ok) or (value < 16 and exists(ts))')"},
+    {"set", "set", "fields: {unit: K, meta.source: plant-7}"},
+    {"rename", "rename", "fields: {value: temp, sensor: meta.sensor}"},
+    {"drop", "drop", "fields: [unit, ok]"},
+    {"keep", "keep", "fields: [ts, sensor, value]"},
+    {"enrich", "enrich", "tags: {region: eu-west, line: '3'}\nagent_id: true\nhostname: true\nconfig_version: true"},
+    {"sample", "sample", "rate: 0.1"},
 };
 
 int64_t threadCpuNs() {

@@ -1,6 +1,8 @@
 #include "ferry/record_fields.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 
 #include "ferry/json.h"
 
@@ -8,7 +10,17 @@ namespace ferry {
 
 namespace {
 
-bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+// Byte classes for the scanner: JSON whitespace, and the bytes that end a scalar.
+constexpr uint8_t kSpace = 1;
+constexpr uint8_t kScalarEnd = 2;
+constexpr auto kClass = [] {
+  std::array<uint8_t, 256> t{};
+  for (unsigned char c : {' ', '\t', '\n', '\r'}) t[c] = kSpace | kScalarEnd;
+  for (unsigned char c : {',', '}', ']', ':', '"'}) t[c] = kScalarEnd;
+  return t;
+}();
+
+bool isSpace(char c) { return (kClass[static_cast<unsigned char>(c)] & kSpace) != 0; }
 
 size_t skipSpace(std::string_view t, size_t pos) {
   while (pos < t.size() && isSpace(t[pos])) ++pos;
@@ -19,16 +31,23 @@ bool isBareFieldChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
-// The end (exclusive) of the string whose opening quote is at t[pos], or npos.
-size_t skipString(std::string_view t, size_t pos) {
-  for (size_t i = pos + 1; i < t.size(); ++i) {
-    if (t[i] == '\\') {
-      ++i;
-    } else if (t[i] == '"') {
-      return i + 1;
+// The end (exclusive) of the string whose opening quote is at t[pos], or npos. Sets
+// *escaped when the string holds a backslash.
+size_t skipString(std::string_view t, size_t pos, bool* escaped = nullptr) {
+  size_t i = pos + 1;
+  for (;;) {
+    // The next quote; it closes the string unless an odd run of backslashes precedes it.
+    const void* q = i < t.size() ? std::memchr(t.data() + i, '"', t.size() - i) : nullptr;
+    if (q == nullptr) return std::string_view::npos;
+    const size_t quote = static_cast<size_t>(static_cast<const char*>(q) - t.data());
+    size_t slashes = 0;
+    while (quote - slashes > pos + 1 && t[quote - slashes - 1] == '\\') ++slashes;
+    if (escaped != nullptr && !*escaped) {
+      *escaped = std::memchr(t.data() + i, '\\', quote - i) != nullptr;
     }
+    if (slashes % 2 == 0) return quote + 1;
+    i = quote + 1;
   }
-  return std::string_view::npos;
 }
 
 int hexValue(char c) {
@@ -160,11 +179,7 @@ size_t skipJsonValue(std::string_view t, size_t pos) {
     return std::string_view::npos;
   }
   size_t i = pos;
-  while (i < t.size()) {
-    const char d = t[i];
-    if (d == ',' || d == '}' || d == ']' || d == ':' || d == '"' || isSpace(d)) break;
-    ++i;
-  }
+  while (i < t.size() && (kClass[static_cast<unsigned char>(t[i])] & kScalarEnd) == 0) ++i;
   return i == pos || c == '}' || c == ']' ? std::string_view::npos : i;
 }
 
@@ -199,7 +214,9 @@ bool JsonObjectReader::next(std::string_view* key, std::string_view* value) {
     failed_ = true;
     return false;
   }
-  const size_t key_end = skipString(text_, pos);
+  member_begin_ = pos;
+  key_escaped_ = false;
+  const size_t key_end = skipString(text_, pos, &key_escaped_);
   if (key_end == std::string_view::npos) {
     failed_ = true;
     return false;
@@ -277,7 +294,7 @@ FindResult findField(std::string_view record, std::span<const std::string> path,
     std::string_view k, v;
     bool found = false;
     while (reader.next(&k, &v)) {
-      if (jsonKeyEquals(k, path[depth], scratch)) {
+      if (reader.keyEscaped() ? jsonKeyEquals(k, path[depth], scratch) : k == path[depth]) {
         found = true;
         break;
       }
@@ -344,8 +361,15 @@ void FieldEditor::set(FieldPath path, std::string json) {
 void FieldEditor::remove(FieldPath path) { nodeFor(path).op = Node::Op::kRemove; }
 
 void FieldEditor::rename(FieldPath from, FieldPath to) {
-  nodeFor(from).op = Node::Op::kRemove;
+  Node& src = nodeFor(from);
+  if (src.op != Node::Op::kNone && conflict_.empty()) {
+    conflict_ = "field " + src.path + " is renamed and also edited otherwise";
+  }
+  src.op = Node::Op::kRemove;
   Node& n = nodeFor(to);
+  if (n.op != Node::Op::kNone && conflict_.empty()) {
+    conflict_ = "field " + n.path + " is the target of a rename and also edited otherwise";
+  }
   n.op = Node::Op::kSetRenamed;
   n.rename = renames_.size();
   renames_.emplace_back(std::move(from), std::move(to));
@@ -358,6 +382,7 @@ void FieldEditor::keep(FieldPath path) {
 
 Status FieldEditor::compile() {
   if (nodes_.empty()) nodes_.emplace_back();
+  if (!conflict_.empty()) return invalidArgument(conflict_);
   for (const Node& n : nodes_) {
     if (n.children.size() > 64) return invalidArgument("at most 64 edited fields per object (at " + n.path + ")");
     if (keep_mode_ && n.op != Node::Op::kNone && n.op != Node::Op::kKeep) {
@@ -417,7 +442,18 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
   uint64_t seen = 0;
   out.push_back('{');
   bool first = true;
+  // Members that stay as they are are copied in runs: one append per run of neighbours.
+  size_t run_begin = std::string_view::npos;
+  size_t run_end = 0;
+  auto flush = [&] {
+    if (run_begin == std::string_view::npos) return;
+    if (!first) out.push_back(',');
+    first = false;
+    out.append(object.data() + run_begin, run_end - run_begin);
+    run_begin = std::string_view::npos;
+  };
   auto member = [&](std::string_view raw_key) {
+    flush();
     if (!first) out.push_back(',');
     first = false;
     out.push_back('"');
@@ -430,20 +466,22 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
     const Node* match = nullptr;
     for (size_t i = 0; i < node.children.size(); ++i) {
       const Node& child = nodes_[node.children[i]];
-      if (jsonKeyEquals(k, child.name, scratch.key)) {
+      if (reader.keyEscaped() ? jsonKeyEquals(k, child.name, scratch.key) : k == child.name) {
         match = &child;
         seen |= uint64_t{1} << i;
         break;
       }
     }
-    if (match == nullptr) {
-      if (keep_mode_) continue;
-      member(k);
-      out += v;
+    if ((match == nullptr && !keep_mode_) || (match != nullptr && match->op == Node::Op::kKeep)) {
+      if (run_begin == std::string_view::npos) run_begin = reader.memberBegin();
+      run_end = static_cast<size_t>(v.data() + v.size() - object.data());
       continue;
     }
+    flush();
+    if (match == nullptr) continue;  // keep mode: not kept
     switch (match->op) {
-      case Node::Op::kRemove: break;
+      case Node::Op::kRemove:
+      case Node::Op::kKeep: break;
       case Node::Op::kSet:
         member(k);
         out += match->value;
@@ -451,10 +489,6 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
       case Node::Op::kSetRenamed:
         member(k);
         out += scratch.renamed[match->rename].empty() ? v : scratch.renamed[match->rename];
-        break;
-      case Node::Op::kKeep:
-        member(k);
-        out += v;
         break;
       case Node::Op::kNone:
         if (jsonKindOf(v) == JsonKind::kObject) {
@@ -479,6 +513,7 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
     }
   }
   if (reader.failed()) return false;
+  flush();
   for (size_t i = 0; i < node.children.size(); ++i) {
     if ((seen >> i) & 1) continue;
     const Node& child = nodes_[node.children[i]];

@@ -141,5 +141,13 @@ TEST_SUITE("common.record_fields") {
     FieldEditor d;
     d.rename(path("x.y"), path("x"));
     CHECK_FALSE(d.compile().isOk());
+    FieldEditor chain;
+    chain.rename(path("a"), path("b"));
+    chain.rename(path("b"), path("c"));
+    CHECK(chain.compile().message() == "field b is renamed and also edited otherwise");
+    FieldEditor twice;
+    twice.rename(path("a"), path("x"));
+    twice.rename(path("b"), path("x"));
+    CHECK(twice.compile().message() == "field x is the target of a rename and also edited otherwise");
   }
 }

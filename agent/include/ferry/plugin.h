@@ -8,6 +8,7 @@
 // key's location (Options::where).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -33,6 +34,7 @@ struct PluginContext {
   std::string data_dir;  // agent.data_dir; a plugin may keep state under <data_dir>/<kind>/<name>
   const Clock* clock = nullptr;
   MetricsRegistry* metrics = nullptr;
+  uint64_t config_version = 0;  // the config's version (0: a local file), for lineage fields
 };
 
 using InputFactory = Result<std::unique_ptr<Input>> (*)(const PluginContext&, const Options&);

@@ -1,8 +1,9 @@
 // Reading and editing fields of a record (one JSON object on one line) without building a
 // tree: processors find a field's bytes, compare its value, or copy the record with members
 // set, removed, renamed or kept. Untouched members keep their exact bytes (numbers are not
-// reformatted), and nothing is allocated per record once the caller's scratch strings and
-// output arena have grown to their working size.
+// reformatted; neighbouring untouched members are copied in one piece, whitespace included),
+// and nothing is allocated per record once the caller's scratch strings and output arena have
+// grown to their working size.
 //
 // Field paths: members separated by dots, `a.b.c` = member c of object b of object a.
 // A segment holding a dot, a space or any other character outside [A-Za-z0-9_-] is written
@@ -50,10 +51,16 @@ class JsonObjectReader {
   // text. False at the end of the object or when the text is malformed (then failed()).
   bool next(std::string_view* key, std::string_view* value);
   bool failed() const { return failed_; }
+  // Of the member next() returned last: whether its key holds an escape (compare it with
+  // jsonKeyEquals then), and where its text (key quote to value end) starts in `object`.
+  bool keyEscaped() const { return key_escaped_; }
+  size_t memberBegin() const { return member_begin_; }
 
  private:
   std::string_view text_;
   size_t pos_ = 0;
+  size_t member_begin_ = 0;
+  bool key_escaped_ = false;
   bool started_ = false;
   bool done_ = false;
   bool failed_ = false;
@@ -120,6 +127,7 @@ class FieldEditor {
 
   std::vector<std::pair<FieldPath, FieldPath>> renames_;
   std::vector<Node> nodes_;  // nodes_[0] is the root; children refer by index
+  std::string conflict_;  // found while adding edits, reported by compile()
   bool keep_mode_ = false;
   bool compiled_ = false;
 };

@@ -4,10 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/config/loader.h"
-#include "ferry/metrics.h"
-#include "ferry/plugin.h"
 #include "plugins/processors/filter/filter_expr.h"
+#include "tests/support/processor_harness.h"
 
 namespace ferry {
 const PluginDescriptor& filterProcessorDescriptor();
@@ -29,24 +27,11 @@ std::string parseError(std::string_view expr) {
 }
 
 Result<std::unique_ptr<Processor>> makeFilter(std::string_view yaml) {
-  auto opts = optionsFromYaml(yaml, filterProcessorDescriptor().options);
-  REQUIRE_MESSAGE(opts.isOk(), opts.status().message());
-  MetricsRegistry metrics;
-  PluginContext ctx{"gw", "f", "/tmp", &systemClock(), &metrics};
-  return filterProcessorDescriptor().make_processor(ctx, *opts);
+  return test::makeProcessor(filterProcessorDescriptor(), yaml);
 }
 
-RecordBatch batchOf(const std::vector<std::string>& records) {
-  RecordBatch b;
-  for (const auto& r : records) b.append(r);
-  return b;
-}
-
-std::vector<std::string> recordsOf(const RecordBatch& b) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < b.size(); ++i) out.emplace_back(b[i]);
-  return out;
-}
+using test::batchOf;
+using test::recordsOf;
 
 }  // namespace
 
@@ -209,13 +194,7 @@ TEST_SUITE("processors.filter") {
   }
 
   TEST_CASE("the factory names the option's location in errors") {
-    auto opts = optionsFromYaml("expression: 'temp >'\n", filterProcessorDescriptor().options);
-    REQUIRE(opts.isOk());
-    MetricsRegistry metrics;
-    PluginContext ctx{"gw", "f", "/tmp", &systemClock(), &metrics};
-    auto made = filterProcessorDescriptor().make_processor(ctx, *opts);
-    REQUIRE_FALSE(made.isOk());
-    CHECK(made.status().message() ==
+    CHECK(test::processorError(filterProcessorDescriptor(), "expression: 'temp >'\n") ==
           "<options>:1: expression: filter expression: column 7: expected a field or a value after \">\" after \"temp >\"");
     auto missing = optionsFromYaml("action: keep\n", filterProcessorDescriptor().options);
     CHECK_FALSE(missing.isOk());
