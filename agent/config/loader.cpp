@@ -294,6 +294,7 @@ class Walker {
       case OptionType::kStringList:
       case OptionType::kObject:
       case OptionType::kStringMap:
+      case OptionType::kObjectList:
         break;
     }
     problem(node, path, "internal: unexpected option type");
@@ -359,6 +360,19 @@ class Walker {
         if (spec->type == OptionType::kObject) {
           std::span<const OptionSpec> fields[] = {spec->fields};
           table(it->second, fields, key_path, prefix + key + ".", out);
+          continue;
+        }
+        if (spec->type == OptionType::kObjectList) {
+          if (!it->second.IsSequence()) {
+            problem(it->second, key_path, "expected a list of objects");
+            continue;
+          }
+          std::span<const OptionSpec> fields[] = {spec->fields};
+          for (size_t i = 0; i < it->second.size(); ++i) {
+            const std::string item = "[" + std::to_string(i) + "]";
+            table(it->second[i], fields, key_path + item, prefix + key + item + ".", out);
+          }
+          out->set(prefix + key, static_cast<int64_t>(it->second.size()), at(it->second, key_path));
           continue;
         }
         if (it->second.IsNull()) continue;  // `key:` with no value: treated as absent

@@ -95,8 +95,8 @@ class ProcessorChain::ChainEmitter final : public Emitter {
   Status tryEmit(const RecordBatch& batch, Duration wait, std::string_view stream) override {
     return inner_.tryEmit(chain_.apply(streamOr(stream), batch), wait, stream);
   }
-  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
-    return inner_.emitTracked(chain_.apply(streamOr(stream), batch), stream);
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream, Duration wait) override {
+    return inner_.emitTracked(chain_.apply(streamOr(stream), batch), stream, wait);
   }
   Status waitCommitted(uint64_t ticket, Duration d) override { return inner_.waitCommitted(ticket, d); }
   Status deadLetter(const RecordBatch& batch, std::string_view reason) override {

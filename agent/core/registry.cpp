@@ -75,6 +75,8 @@ void describeOptions(std::ostringstream& os, std::span<const OptionSpec> specs, 
     os << "\n" << std::string(indent + 4, ' ') << o.help << "\n";
     if (o.type == OptionType::kObject) {
       describeOptions(os, o.fields, indent + 2, std::string(prefix) + std::string(o.key) + ".");
+    } else if (o.type == OptionType::kObjectList) {
+      describeOptions(os, o.fields, indent + 2, std::string(prefix) + std::string(o.key) + "[].");
     }
   }
 }
