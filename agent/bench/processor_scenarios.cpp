@@ -20,17 +20,24 @@
 #include "agent/bench/bench_util.h"
 #include "agent/config/loader.h"
 #include "agent/core/registry.h"
+#include "ferry/json.h"
 #include "ferry/metrics.h"
+#include "ferry/record_fields.h"
 #include "ferry/plugin.h"
 
 namespace ferry::bench {
 
 namespace {
 
+// What a case's records look like: the sensor records themselves, or each one carried as text
+// in "message" (what a text-format input yields), as JSON or as logfmt.
+enum class Shape : uint8_t { kSensor, kMessageJson, kMessageLogfmt };
+
 struct ProcessorCase {
   std::string_view name;       // the line's "case"
   std::string_view processor;  // the plugin's type
   std::string_view options;    // its options, as YAML
+  Shape shape = Shape::kSensor;
 };
 
 // Representative configs over the sensor records' fields (ts, sensor, site, value, unit, ok).
@@ -44,12 +51,39 @@ constexpr ProcessorCase kCases[] = {
     {"keep", "keep", "fields: [ts, sensor, value]"},
     {"enrich", "enrich", "tags: {region: eu-west, line: '3'}\nagent_id: true\nhostname: true\nconfig_version: true"},
     {"sample", "sample", "rate: 0.1"},
+    {"parse-json", "parse", "format: json", Shape::kMessageJson},
+    {"parse-logfmt", "parse", "format: logfmt", Shape::kMessageLogfmt},
 };
 
 int64_t threadCpuNs() {
   timespec ts{};
   clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Rewrites each sensor record of `in` into the case's shape (not timed).
+void reshape(Shape shape, const RecordBatch& in, RecordBatch& out, std::string& text) {
+  out.clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    text.clear();
+    if (shape == Shape::kMessageJson) {
+      text = in[i];
+    } else {
+      JsonObjectReader reader(in[i]);
+      std::string_view k, v;
+      while (reader.next(&k, &v)) {
+        if (!text.empty()) text.push_back(' ');
+        text += k;
+        text.push_back('=');
+        text += jsonKindOf(v) == JsonKind::kString ? v.substr(1, v.size() - 2) : v;
+      }
+    }
+    std::string& d = out.mutableData();
+    d += "{\"message\":";
+    appendJsonString(d, text);
+    d.push_back('}');
+    out.commitRecord();
+  }
 }
 
 class NullSink final : public TickSink {
@@ -80,7 +114,8 @@ int runCase(const ProcessorCase& c, uint64_t records, const std::function<void(R
     return 1;
   }
   Processor& p = **made;
-  RecordBatch in, out;
+  RecordBatch in, out, shaped;
+  std::string text;
   in.reserve(1000, 1000 * 110);
   out.reserve(1000, 1000 * 200);
   ProcessResult result;
@@ -90,6 +125,11 @@ int runCase(const ProcessorCase& c, uint64_t records, const std::function<void(R
   for (uint64_t i = 0; i < records;) {
     in.clear();
     for (int k = 0; k < 1000 && i < records; ++k, ++i) gen(in, i);
+    if (c.shape != Shape::kSensor) {
+      reshape(c.shape, in, shaped, text);
+      in.clear();
+      in.appendAll(shaped);
+    }
     out.clear();
     result.filtered = 0;
     result.dropped.clear();

@@ -371,8 +371,18 @@ void FieldEditor::rename(FieldPath from, FieldPath to) {
     conflict_ = "field " + n.path + " is the target of a rename and also edited otherwise";
   }
   n.op = Node::Op::kSetRenamed;
-  n.rename = renames_.size();
-  renames_.emplace_back(std::move(from), std::move(to));
+  n.rename = slots_++;
+  renames_.push_back({std::move(from), std::move(to), n.rename});
+}
+
+size_t FieldEditor::setPerRecord(FieldPath path) {
+  Node& n = nodeFor(path);
+  if (n.op != Node::Op::kNone && conflict_.empty()) {
+    conflict_ = "field " + n.path + " is set per record and also edited otherwise";
+  }
+  n.op = Node::Op::kSetRenamed;
+  n.rename = slots_++;
+  return n.rename;
 }
 
 void FieldEditor::keep(FieldPath path) {
@@ -393,7 +403,9 @@ Status FieldEditor::compile() {
                              nodes_[n.children.front()].path + ")");
     }
   }
-  for (const auto& [from, to] : renames_) {
+  for (const Rename& r : renames_) {
+    const FieldPath& from = r.from;
+    const FieldPath& to = r.to;
     const size_t common = std::min(from.size(), to.size());
     if (std::equal(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(common), to.begin())) {
       return invalidArgument("cannot rename " + formatFieldPath(from) + " to " + formatFieldPath(to) +
@@ -536,12 +548,12 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
 
 bool FieldEditor::apply(std::string_view record, std::string& out, Scratch& scratch) const {
   if (nodes_.empty()) return false;  // not compiled
-  scratch.renamed.resize(renames_.size());
-  for (size_t i = 0; i < renames_.size(); ++i) {
+  scratch.renamed.resize(slots_);  // per-record values the caller set stay
+  for (const Rename& r : renames_) {
     std::string_view v;
-    FindResult r = findField(record, renames_[i].first, &v, scratch.key);
-    if (r == FindResult::kMalformed) return false;
-    scratch.renamed[i] = r == FindResult::kFound ? v : std::string_view();
+    FindResult found = findField(record, r.from, &v, scratch.key);
+    if (found == FindResult::kMalformed) return false;
+    scratch.renamed[r.slot] = found == FindResult::kFound ? v : std::string_view();
   }
   return writeObject(record, nodes_[0], out, scratch);
 }

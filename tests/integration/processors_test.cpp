@@ -2,6 +2,7 @@
 // enrich (in config order, each with its match) on their way to a file output; the output
 // holds exactly the expected records, the counters say what happened, and a file position
 // whose lines were all filtered out is still committed (a restart does not read them again).
+// Text lines parsed as logfmt by the parse processor arrive as fields.
 #include <doctest/doctest.h>
 #include <signal.h>
 
@@ -127,6 +128,50 @@ TEST_SUITE("integration.processors") {
       CHECK(*code == 0);
     }
     CHECK(lineCount(out) == 5);
+  }
+
+  TEST_CASE("tail (text) -> parse logfmt -> filter -> file: lines become fields, unparsable ones are counted") {
+    TempDir dir;
+    const std::string in = dir.file("app.log");
+    const std::string out = dir.file("out/records.ndjson");
+    const std::string metrics = "127.0.0.1:" + std::to_string(freePort());
+    writeFile(in,
+              "level=info msg=\"started ok\" port=8080\n"
+              "level=debug msg=noise\n"
+              "level=error msg=\"disk full\" used=0.98 ville=Z\xc3\xbcrich\n"
+              "level=error msg=\"unterminated\n");
+    writeFile(dir.file("ferry.yaml"),
+              "agent: { id: it-parse, data_dir: " + dir.file("data") + " }\n"
+              "buffer: { block: { max_wait: 20ms } }\n"
+              "metrics: { listen: \"" + metrics + "\" }\n"
+              "inputs:\n"
+              "  - { name: app, type: tail, format: text, paths: [\"" + in + "\"], poll_interval: 50ms }\n"
+              "processors:\n"
+              "  - { type: parse, format: logfmt }\n"
+              "  - { type: filter, expression: 'level != \"debug\"' }\n"
+              "  - { type: drop, fields: [path] }\n"
+              "outputs:\n"
+              "  - { name: local, type: file, path: \"" + out + "\" }\n");
+    Process ferry({kFerry, "run", "-c", dir.file("ferry.yaml")}, dir.path().string(), "ferry");
+    const bool got = eventually(
+        [&] {
+          return lineCount(out) >= 2 &&
+                 metricValue(httpGet(metrics, "/metrics"),
+                             "ferry_dropped_records_total{reason=\"bad_logfmt\"}") == 1;
+        },
+        20s);
+    INFO("stderr: ", ferry.stderrText());
+    REQUIRE(got);
+    CHECK(lines(readFile(out)) ==
+          std::vector<std::string>{R"({"level":"info","msg":"started ok","port":8080})",
+                                   "{\"level\":\"error\",\"msg\":\"disk full\",\"used\":0.98,\"ville\":\"Z\xc3\xbcrich\"}"});
+    const std::string m = httpGet(metrics, "/metrics");
+    CHECK(metricValue(m, "ferry_processor_parse_errors_total{processor=\"parse\",reason=\"bad_logfmt\"}") == 1);
+    CHECK(processorMetric(metrics, "filter", "filtered") == 1);
+    ferry.signal(SIGTERM);
+    const auto code = ferry.wait(6s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 0);
   }
 
   TEST_CASE("ferry validate runs the processors' factories and names the key") {

@@ -107,11 +107,16 @@ class FieldEditor {
   void remove(FieldPath path);
   void rename(FieldPath from, FieldPath to);
   void keep(FieldPath path);
+  // The member gets a value that changes per record: before apply(), put its compact JSON in
+  // scratch.renamed[slot] (the returned slot; size the vector with slots() first); an empty
+  // view leaves the member as it is.
+  size_t setPerRecord(FieldPath path);
+  size_t slots() const { return slots_; }
   // Checks the edits (a path both kept and set, a rename into its own subtree, …).
   Status compile();
 
   struct Scratch {
-    std::vector<std::string_view> renamed;  // values of rename sources, per rename
+    std::vector<std::string_view> renamed;  // per slot: a rename source's value, or a per-record value
     std::string key;
   };
   // Appends the edited copy of `record` to `out`. False (nothing meaningful appended; the
@@ -125,7 +130,13 @@ class FieldEditor {
   void writeNew(const Node& node, std::string& out, const Scratch& scratch) const;
   bool hasWrite(const Node& node, const Scratch& scratch) const;
 
-  std::vector<std::pair<FieldPath, FieldPath>> renames_;
+  struct Rename {
+    FieldPath from;
+    FieldPath to;
+    size_t slot;  // in Scratch::renamed
+  };
+  std::vector<Rename> renames_;
+  size_t slots_ = 0;  // renames and per-record values
   std::vector<Node> nodes_;  // nodes_[0] is the root; children refer by index
   std::string conflict_;  // found while adding edits, reported by compile()
   bool keep_mode_ = false;
