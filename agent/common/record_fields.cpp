@@ -28,7 +28,8 @@ size_t skipSpace(std::string_view t, size_t pos) {
 }
 
 bool isBareFieldChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
 }
 
 // The end (exclusive) of the string whose opening quote is at t[pos], or npos. Sets
@@ -97,7 +98,8 @@ Result<FieldPath> parseFieldPath(std::string_view text, size_t* consumed) {
     std::string segment;
     if (i < text.size() && text[i] == '`') {
       size_t close = text.find('`', i + 1);
-      if (close == std::string_view::npos) return invalidArgument(at(i) + "unterminated ` in field name");
+      if (close == std::string_view::npos)
+        return invalidArgument(at(i) + "unterminated ` in field name");
       if (close == i + 1) return invalidArgument(at(i) + "empty field name ``");
       segment.assign(text.substr(i + 1, close - i - 1));
       i = close + 1;
@@ -117,8 +119,9 @@ Result<FieldPath> parseFieldPath(std::string_view text, size_t* consumed) {
       continue;
     }
     if (i < text.size() && consumed == nullptr) {
-      return invalidArgument(at(i) + "unexpected '" + std::string(1, text[i]) +
-                             "' in field path (write names with other characters in backticks: `odd name`)");
+      return invalidArgument(
+          at(i) + "unexpected '" + std::string(1, text[i]) +
+          "' in field path (write names with other characters in backticks: `odd name`)");
     }
     break;
   }
@@ -145,13 +148,19 @@ std::string formatFieldPath(const FieldPath& path) {
 JsonKind jsonKindOf(std::string_view value) {
   if (value.empty()) return JsonKind::kInvalid;
   switch (value[0]) {
-    case '"': return JsonKind::kString;
-    case '{': return JsonKind::kObject;
-    case '[': return JsonKind::kArray;
+    case '"':
+      return JsonKind::kString;
+    case '{':
+      return JsonKind::kObject;
+    case '[':
+      return JsonKind::kArray;
     case 't':
-    case 'f': return JsonKind::kBool;
-    case 'n': return JsonKind::kNull;
-    default: break;
+    case 'f':
+      return JsonKind::kBool;
+    case 'n':
+      return JsonKind::kNull;
+    default:
+      break;
   }
   if (value[0] == '-' || (value[0] >= '0' && value[0] <= '9')) return JsonKind::kNumber;
   return JsonKind::kInvalid;
@@ -248,22 +257,38 @@ bool unescapeJsonString(std::string_view raw, std::string& out) {
     }
     if (++i >= raw.size()) return false;
     switch (raw[i]) {
-      case '"': out.push_back('"'); break;
-      case '\\': out.push_back('\\'); break;
-      case '/': out.push_back('/'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
+      case '"':
+        out.push_back('"');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '/':
+        out.push_back('/');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
       case 'u': {
         uint32_t cp = 0;
         if (!readHex4(raw, i + 1, &cp)) return false;
         i += 4;
         if (cp >= 0xd800 && cp <= 0xdbff) {
           uint32_t lo = 0;
-          if (i + 2 < raw.size() && raw[i + 1] == '\\' && raw[i + 2] == 'u' && readHex4(raw, i + 3, &lo) &&
-              lo >= 0xdc00 && lo <= 0xdfff) {
+          if (i + 2 < raw.size() && raw[i + 1] == '\\' && raw[i + 2] == 'u' &&
+              readHex4(raw, i + 3, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
             cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
             i += 6;
           } else {
@@ -275,7 +300,8 @@ bool unescapeJsonString(std::string_view raw, std::string& out) {
         appendUtf8(out, cp);
         break;
       }
-      default: return false;
+      default:
+        return false;
     }
   }
   return true;
@@ -286,8 +312,8 @@ bool jsonKeyEquals(std::string_view raw, std::string_view name, std::string& scr
   return unescapeJsonString(raw, scratch) && scratch == name;
 }
 
-FindResult findField(std::string_view record, std::span<const std::string> path, std::string_view* value,
-                     std::string& scratch) {
+FindResult findField(std::string_view record, std::span<const std::string> path,
+                     std::string_view* value, std::string& scratch) {
   std::string_view object = record;
   for (size_t depth = 0; depth < path.size(); ++depth) {
     JsonObjectReader reader(object);
@@ -394,7 +420,8 @@ Status FieldEditor::compile() {
   if (nodes_.empty()) nodes_.emplace_back();
   if (!conflict_.empty()) return invalidArgument(conflict_);
   for (const Node& n : nodes_) {
-    if (n.children.size() > 64) return invalidArgument("at most 64 edited fields per object (at " + n.path + ")");
+    if (n.children.size() > 64)
+      return invalidArgument("at most 64 edited fields per object (at " + n.path + ")");
     if (keep_mode_ && n.op != Node::Op::kNone && n.op != Node::Op::kKeep) {
       return invalidArgument("keep cannot be combined with other edits (" + n.path + ")");
     }
@@ -408,8 +435,8 @@ Status FieldEditor::compile() {
     const FieldPath& to = r.to;
     const size_t common = std::min(from.size(), to.size());
     if (std::equal(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(common), to.begin())) {
-      return invalidArgument("cannot rename " + formatFieldPath(from) + " to " + formatFieldPath(to) +
-                             " (one is inside the other)");
+      return invalidArgument("cannot rename " + formatFieldPath(from) + " to " +
+                             formatFieldPath(to) + " (one is inside the other)");
     }
   }
   compiled_ = true;
@@ -418,14 +445,17 @@ Status FieldEditor::compile() {
 
 bool FieldEditor::hasWrite(const Node& node, const Scratch& scratch) const {
   switch (node.op) {
-    case Node::Op::kSet: return true;
-    case Node::Op::kSetRenamed: return !scratch.renamed[node.rename].empty();
+    case Node::Op::kSet:
+      return true;
+    case Node::Op::kSetRenamed:
+      return !scratch.renamed[node.rename].empty();
     case Node::Op::kNone:
       for (uint32_t c : node.children) {
         if (hasWrite(nodes_[c], scratch)) return true;
       }
       return false;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -450,7 +480,8 @@ void FieldEditor::writeNew(const Node& node, std::string& out, const Scratch& sc
   out.push_back('}');
 }
 
-bool FieldEditor::writeObject(std::string_view object, const Node& node, std::string& out, Scratch& scratch) const {
+bool FieldEditor::writeObject(std::string_view object, const Node& node, std::string& out,
+                              Scratch& scratch) const {
   uint64_t seen = 0;
   out.push_back('{');
   bool first = true;
@@ -493,7 +524,8 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
     if (match == nullptr) continue;  // keep mode: not kept
     switch (match->op) {
       case Node::Op::kRemove:
-      case Node::Op::kKeep: break;
+      case Node::Op::kKeep:
+        break;
       case Node::Op::kSet:
         member(k);
         out += match->value;
@@ -548,7 +580,7 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
 
 bool FieldEditor::apply(std::string_view record, std::string& out, Scratch& scratch) const {
   if (nodes_.empty()) return false;  // not compiled
-  scratch.renamed.resize(slots_);  // per-record values the caller set stay
+  scratch.renamed.resize(slots_);    // per-record values the caller set stay
   for (const Rename& r : renames_) {
     std::string_view v;
     FindResult found = findField(record, r.from, &v, scratch.key);

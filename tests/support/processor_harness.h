@@ -17,13 +17,16 @@ namespace ferry::test {
 
 // The factory's answer for `yaml` (options validated against the descriptor's table first;
 // a table error fails the test).
-inline Result<std::unique_ptr<Processor>> makeProcessor(const PluginDescriptor& d, std::string_view yaml,
-                                                        std::string agent_id = "gw-1", uint64_t config_version = 0) {
+inline Result<std::unique_ptr<Processor>> makeProcessor(const PluginDescriptor& d,
+                                                        std::string_view yaml,
+                                                        std::string agent_id = "gw-1",
+                                                        uint64_t config_version = 0) {
   auto opts = optionsFromYaml(yaml, d.options);
   REQUIRE_MESSAGE(opts.isOk(), opts.status().message());
   static MetricsRegistry metrics;
-  PluginContext ctx{std::move(agent_id), std::string(d.name), "/nonexistent", &systemClock(), &metrics,
-                    config_version};
+  PluginContext ctx{
+      std::move(agent_id), std::string(d.name), "/nonexistent", &systemClock(), &metrics,
+      config_version};
   return d.make_processor(ctx, *opts);
 }
 
@@ -57,7 +60,9 @@ inline std::vector<std::string> run(Processor& p, const std::vector<std::string>
 }
 
 // Runs one record; returns the output records (empty when it was left out).
-inline std::vector<std::string> runOne(Processor& p, const std::string& record) { return run(p, {record}); }
+inline std::vector<std::string> runOne(Processor& p, const std::string& record) {
+  return run(p, {record});
+}
 
 inline uint64_t dropped(const ProcessResult& r, std::string_view reason) {
   for (const auto& [k, n] : r.dropped) {

@@ -81,8 +81,8 @@ bool jsonKeyEquals(std::string_view raw, std::string_view name, std::string& scr
 
 enum class FindResult : uint8_t { kFound, kMissing, kMalformed };
 // Finds the value at `path` in the object `record`.
-FindResult findField(std::string_view record, std::span<const std::string> path, std::string_view* value,
-                     std::string& scratch);
+FindResult findField(std::string_view record, std::span<const std::string> path,
+                     std::string_view* value, std::string& scratch);
 
 // A compiled set of edits applied to records in one pass. Build it with the add*() calls,
 // then compile(); apply() copies a record to `out` with every edit made.
@@ -116,7 +116,8 @@ class FieldEditor {
   Status compile();
 
   struct Scratch {
-    std::vector<std::string_view> renamed;  // per slot: a rename source's value, or a per-record value
+    std::vector<std::string_view>
+        renamed;  // per slot: a rename source's value, or a per-record value
     std::string key;
   };
   // Appends the edited copy of `record` to `out`. False (nothing meaningful appended; the
@@ -126,7 +127,8 @@ class FieldEditor {
  private:
   struct Node;
   Node& nodeFor(const FieldPath& path);
-  bool writeObject(std::string_view object, const Node& node, std::string& out, Scratch& scratch) const;
+  bool writeObject(std::string_view object, const Node& node, std::string& out,
+                   Scratch& scratch) const;
   void writeNew(const Node& node, std::string& out, const Scratch& scratch) const;
   bool hasWrite(const Node& node, const Scratch& scratch) const;
 
@@ -136,9 +138,9 @@ class FieldEditor {
     size_t slot;  // in Scratch::renamed
   };
   std::vector<Rename> renames_;
-  size_t slots_ = 0;  // renames and per-record values
+  size_t slots_ = 0;         // renames and per-record values
   std::vector<Node> nodes_;  // nodes_[0] is the root; children refer by index
-  std::string conflict_;  // found while adding edits, reported by compile()
+  std::string conflict_;     // found while adding edits, reported by compile()
   bool keep_mode_ = false;
   bool compiled_ = false;
 };

@@ -54,7 +54,8 @@ inline Result<std::unique_ptr<Processor>> editingProcessor(const Options& opts, 
 inline Result<std::unique_ptr<Processor>> fieldListProcessor(const Options& opts,
                                                              void (FieldEditor::*op)(FieldPath)) {
   const auto& fields = opts.getStringList("fields");
-  if (fields.empty()) return invalidArgument(locateOption(opts, "fields") + ": give at least one field");
+  if (fields.empty())
+    return invalidArgument(locateOption(opts, "fields") + ": give at least one field");
   FieldEditor editor;
   for (const std::string& field : fields) {
     auto path = fieldPathOption(opts, "fields", field);

@@ -21,7 +21,8 @@ inline std::string locateOption(const Options& opts, std::string_view key) {
 
 // Parses a field path given in option `key` (`what` is shown: "field", "fields.x"), with an
 // error naming the key's location.
-inline Result<FieldPath> fieldPathOption(const Options& opts, std::string_view key, std::string_view text) {
+inline Result<FieldPath> fieldPathOption(const Options& opts, std::string_view key,
+                                         std::string_view text) {
   auto path = parseFieldPath(text);
   if (!path.isOk()) {
     return invalidArgument(locateOption(opts, key) + ": field path \"" + std::string(text) +

@@ -16,15 +16,24 @@ constexpr OptionSpec kOptions[] = {
     {.key = "tags",
      .type = OptionType::kStringMap,
      .help = "field path -> string value, added to every record (replacing a field of that name)"},
-    {.key = "agent_id", .type = OptionType::kBool, .default_value = "false",
+    {.key = "agent_id",
+     .type = OptionType::kBool,
+     .default_value = "false",
      .help = "add field \"agent\": the agent's id (agent.id)"},
-    {.key = "hostname", .type = OptionType::kBool, .default_value = "false",
+    {.key = "hostname",
+     .type = OptionType::kBool,
+     .default_value = "false",
      .help = "add field \"host\": the machine's host name, read when the config is applied"},
-    {.key = "config_version", .type = OptionType::kBool, .default_value = "false",
-     .help = "add field \"config_version\": the running config's version (a number; 0 for a local file)"},
-    {.key = "target", .type = OptionType::kString,
-     .help = "field path of an object to put the added fields in (created when missing), e.g. meta; "
-             "default: the record's top level"},
+    {.key = "config_version",
+     .type = OptionType::kBool,
+     .default_value = "false",
+     .help = "add field \"config_version\": the running config's version (a number; 0 for a local "
+             "file)"},
+    {.key = "target",
+     .type = OptionType::kString,
+     .help =
+         "field path of an object to put the added fields in (created when missing), e.g. meta; "
+         "default: the record's top level"},
 };
 
 std::string jsonString(std::string_view s) {
@@ -70,8 +79,9 @@ Result<std::unique_ptr<Processor>> makeEnrich(const PluginContext& ctx, const Op
     ++added;
   }
   if (added == 0) {
-    return invalidArgument(locateOption(opts, "") +
-                           ": nothing to add: give tags, or set agent_id, hostname or config_version");
+    return invalidArgument(
+        locateOption(opts, "") +
+        ": nothing to add: give tags, or set agent_id, hostname or config_version");
   }
   return editingProcessor(opts, std::move(editor), "tags");
 }
@@ -82,7 +92,8 @@ const PluginDescriptor& enrichProcessorDescriptor() {
   static const PluginDescriptor kDescriptor{
       .kind = PluginKind::kProcessor,
       .name = "enrich",
-      .summary = "adds static tags, the agent id, the host name and the config version to every record",
+      .summary =
+          "adds static tags, the agent id, the host name and the config version to every record",
       .options = kOptions,
       .make_processor = &makeEnrich,
   };

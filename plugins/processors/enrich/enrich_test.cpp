@@ -15,9 +15,10 @@ TEST_SUITE("processors.enrich") {
   TEST_CASE("tags, agent id, host name and config version") {
     char host[256] = {0};
     REQUIRE(::gethostname(host, sizeof host - 1) == 0);
-    auto p = makeProcessor(enrichProcessorDescriptor(),
-                           "tags: {site: north, rack: 7}\nagent_id: true\nhostname: true\nconfig_version: true\n",
-                           "gw-\"7\"", 42);
+    auto p = makeProcessor(
+        enrichProcessorDescriptor(),
+        "tags: {site: north, rack: 7}\nagent_id: true\nhostname: true\nconfig_version: true\n",
+        "gw-\"7\"", 42);
     REQUIRE(p.isOk());
     CHECK(runOne(**p, R"({"v":1,"site":"old"})") ==
           V{R"({"v":1,"site":"north","rack":"7","agent":"gw-\"7\"","host":")" + std::string(host) +
@@ -25,9 +26,11 @@ TEST_SUITE("processors.enrich") {
   }
 
   TEST_CASE("a target object gathers the added fields") {
-    auto p = makeProcessor(enrichProcessorDescriptor(), "tags: {site: north}\nagent_id: true\ntarget: meta\n");
+    auto p = makeProcessor(enrichProcessorDescriptor(),
+                           "tags: {site: north}\nagent_id: true\ntarget: meta\n");
     REQUIRE(p.isOk());
-    CHECK(runOne(**p, R"({"v":1,"meta":{"seq":3}})") == V{R"({"v":1,"meta":{"seq":3,"site":"north","agent":"gw-1"}})"});
+    CHECK(runOne(**p, R"({"v":1,"meta":{"seq":3}})") ==
+          V{R"({"v":1,"meta":{"seq":3,"site":"north","agent":"gw-1"}})"});
     CHECK(runOne(**p, R"({"v":1})") == V{R"({"v":1,"meta":{"site":"north","agent":"gw-1"}})"});
   }
 

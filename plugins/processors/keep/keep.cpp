@@ -11,7 +11,8 @@ namespace {
 constexpr OptionSpec kOptions[] = {
     {.key = "fields",
      .type = OptionType::kStringList,
-     .help = "field paths to keep; every other field is removed (and an object on the way that holds none of them)",
+     .help = "field paths to keep; every other field is removed (and an object on the way that "
+             "holds none of them)",
      .required = true},
 };
 

@@ -14,7 +14,8 @@ TEST_SUITE("processors.keep") {
   TEST_CASE("only the listed fields remain, with the objects leading to nested ones") {
     auto p = makeProcessor(keepProcessorDescriptor(), "fields: [ts, value, dev.id]\n");
     REQUIRE(p.isOk());
-    CHECK(runOne(**p, R"({"ts":1,"junk":"x","value":2.5,"dev":{"id":"a","fw":"1"},"other":{"id":1}})") ==
+    CHECK(runOne(**p,
+                 R"({"ts":1,"junk":"x","value":2.5,"dev":{"id":"a","fw":"1"},"other":{"id":1}})") ==
           V{R"({"ts":1,"value":2.5,"dev":{"id":"a"}})"});
     CHECK(runOne(**p, R"({"dev":{"fw":"1"}})") == V{"{}"});
   }

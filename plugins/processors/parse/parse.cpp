@@ -21,30 +21,41 @@ constexpr std::string_view kReasonNoField = "parse_no_field";
 constexpr std::string_view kReasonNotString = "parse_not_string";
 
 constexpr OptionSpec kOwn[] = {
-    {.key = "field", .type = OptionType::kString, .default_value = "message",
+    {.key = "field",
+     .type = OptionType::kString,
+     .default_value = "message",
      .help = "field path of the text to parse (a JSON string)"},
-    {.key = "target", .type = OptionType::kString,
-     .help = "field path of an object that receives the parsed fields (replaced when it exists); "
-             "default: they are merged into the record's top level, replacing fields of the same name"},
-    {.key = "keep_original", .type = OptionType::kBool, .default_value = "false",
+    {.key = "target",
+     .type = OptionType::kString,
+     .help =
+         "field path of an object that receives the parsed fields (replaced when it exists); "
+         "default: they are merged into the record's top level, replacing fields of the same name"},
+    {.key = "keep_original",
+     .type = OptionType::kBool,
+     .default_value = "false",
      .help = "keep the parsed field in the record (default: it is removed once parsed)"},
-    {.key = "on_error", .type = OptionType::kEnum, .default_value = "drop",
-     .help = "a record whose field is missing, not a string or not parsable: drop (refused with the "
-             "format's reason) | keep (goes on unchanged); both counted in ferry_processor_parse_errors_total",
+    {.key = "on_error",
+     .type = OptionType::kEnum,
+     .default_value = "drop",
+     .help =
+         "a record whose field is missing, not a string or not parsable: drop (refused with the "
+         "format's reason) | keep (goes on unchanged); both counted in "
+         "ferry_processor_parse_errors_total",
      .choices = kOnError},
 };
 constexpr auto kOptions = withLineFormatOptions(kOwn);
 
 // True when the (escaped) keys `a` and `b` name the same member.
-bool sameKey(std::string_view a, bool a_escaped, std::string_view b, std::string& s1, std::string& s2) {
+bool sameKey(std::string_view a, bool a_escaped, std::string_view b, std::string& s1,
+             std::string& s2) {
   if (!a_escaped && b.find('\\') == std::string_view::npos) return a == b;
   return unescapeJsonString(a, s1) && unescapeJsonString(b, s2) && s1 == s2;
 }
 
 class ParseProcessor final : public Processor {
  public:
-  ParseProcessor(LineParser parser, FieldPath field, FieldEditor editor, size_t slot, bool merge_root,
-                 bool keep_on_error, MetricsRegistry* metrics, std::string name)
+  ParseProcessor(LineParser parser, FieldPath field, FieldEditor editor, size_t slot,
+                 bool merge_root, bool keep_on_error, MetricsRegistry* metrics, std::string name)
       : metrics_(metrics),
         name_(std::move(name)),
         parser_(std::move(parser)),
@@ -60,8 +71,11 @@ class ParseProcessor final : public Processor {
       const std::string_view record = in[i];
       std::string_view reason;
       switch (parseOne(record, out, &reason)) {
-        case Step::kDone: break;
-        case Step::kUnchanged: out.append(record); break;
+        case Step::kDone:
+          break;
+        case Step::kUnchanged:
+          out.append(record);
+          break;
         case Step::kRefused:
           countError(reason);
           if (keep_on_error_) {
@@ -98,9 +112,14 @@ class ParseProcessor final : public Processor {
   Step parseOne(std::string_view record, RecordBatch& out, std::string_view* reason) {
     std::string_view value;
     switch (findField(record, field_, &value, key_scratch_)) {
-      case FindResult::kMalformed: *reason = kReasonBadJson; return Step::kRefused;
-      case FindResult::kMissing: *reason = kReasonNoField; return Step::kRefused;
-      case FindResult::kFound: break;
+      case FindResult::kMalformed:
+        *reason = kReasonBadJson;
+        return Step::kRefused;
+      case FindResult::kMissing:
+        *reason = kReasonNoField;
+        return Step::kRefused;
+      case FindResult::kFound:
+        break;
     }
     if (jsonKindOf(value) != JsonKind::kString) {
       *reason = kReasonNotString;
@@ -153,7 +172,8 @@ class ParseProcessor final : public Processor {
       bool replaced = false;
       JsonObjectReader fr(fields);
       std::string_view fk, fv;
-      while (!replaced && fr.next(&fk, &fv)) replaced = sameKey(k, reader.keyEscaped(), fk, s1_, s2_);
+      while (!replaced && fr.next(&fk, &fv))
+        replaced = sameKey(k, reader.keyEscaped(), fk, s1_, s2_);
       if (replaced) continue;
       if (!first) out.push_back(',');
       first = false;
@@ -164,9 +184,11 @@ class ParseProcessor final : public Processor {
     // The inside of the parsed object (the library writes it compact, or trimmed JSON).
     const size_t open = fields.find('{');
     const size_t close = fields.rfind('}');
-    if (open == std::string_view::npos || close == std::string_view::npos || close < open) return false;
+    if (open == std::string_view::npos || close == std::string_view::npos || close < open)
+      return false;
     std::string_view inner = fields.substr(open + 1, close - open - 1);
-    while (!inner.empty() && (inner.front() == ' ' || inner.front() == '\t')) inner.remove_prefix(1);
+    while (!inner.empty() && (inner.front() == ' ' || inner.front() == '\t'))
+      inner.remove_prefix(1);
     while (!inner.empty() && (inner.back() == ' ' || inner.back() == '\t')) inner.remove_suffix(1);
     if (!inner.empty()) {
       if (!first) out.push_back(',');
@@ -198,7 +220,8 @@ Result<std::unique_ptr<Processor>> makeParse(const PluginContext& ctx, const Opt
   auto spec = lineFormatSpecFromOptions(opts);
   if (!spec.isOk()) return spec.status();
   auto parser = LineParser::make(*spec);
-  if (!parser.isOk()) return invalidArgument(locateOption(opts, "format") + ": " + parser.status().message());
+  if (!parser.isOk())
+    return invalidArgument(locateOption(opts, "format") + ": " + parser.status().message());
   auto field = fieldPathOption(opts, "field", opts.getString("field"));
   if (!field.isOk()) return field.status();
   const bool keep_original = opts.getBool("keep_original");
@@ -234,7 +257,9 @@ const PluginDescriptor& parseProcessorDescriptor() {
   static const PluginDescriptor kDescriptor{
       .kind = PluginKind::kProcessor,
       .name = "parse",
-      .summary = "parses a text field (json, logfmt, csv, influx, regex, text) and merges the fields it yields",
+      .summary =
+          "parses a text field (json, logfmt, csv, influx, regex, text) and merges the fields it "
+          "yields",
       .options = kOptions,
       .make_processor = &makeParse,
   };

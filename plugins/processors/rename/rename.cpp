@@ -10,15 +10,18 @@ namespace ferry {
 namespace {
 
 constexpr OptionSpec kOptions[] = {
-    {.key = "fields", .type = OptionType::kStringMap,
-     .help = "old field path -> new field path; the value moves (replacing what the new field held); "
-             "records without the old field are left as they are",
+    {.key = "fields",
+     .type = OptionType::kStringMap,
+     .help =
+         "old field path -> new field path; the value moves (replacing what the new field held); "
+         "records without the old field are left as they are",
      .required = true},
 };
 
 Result<std::unique_ptr<Processor>> makeRename(const PluginContext& /*ctx*/, const Options& opts) {
   const auto& fields = opts.getStringMap("fields");
-  if (fields.empty()) return invalidArgument(locateOption(opts, "fields") + ": give at least one field");
+  if (fields.empty())
+    return invalidArgument(locateOption(opts, "fields") + ": give at least one field");
   FieldEditor editor;
   for (const auto& [from, to] : fields) {
     auto from_path = fieldPathOption(opts, "fields", from);

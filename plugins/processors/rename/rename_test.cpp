@@ -12,7 +12,8 @@ using V = std::vector<std::string>;
 
 TEST_SUITE("processors.rename") {
   TEST_CASE("values move to their new names, top level and nested") {
-    auto p = makeProcessor(renameProcessorDescriptor(), "fields: {t: temp, dev.fw: firmware, h: meta.humidity}\n");
+    auto p = makeProcessor(renameProcessorDescriptor(),
+                           "fields: {t: temp, dev.fw: firmware, h: meta.humidity}\n");
     REQUIRE(p.isOk());
     CHECK(runOne(**p, R"({"t":21.50,"dev":{"id":"a","fw":"1.2"},"h":48})") ==
           V{R"({"dev":{"id":"a"},"temp":21.50,"firmware":"1.2","meta":{"humidity":48}})"});
@@ -23,7 +24,8 @@ TEST_SUITE("processors.rename") {
   }
 
   TEST_CASE("keys with escapes and unicode") {
-    auto p = makeProcessor(renameProcessorDescriptor(), "fields: {'`clé`': key, '`odd key`': '`new key`'}\n");
+    auto p = makeProcessor(renameProcessorDescriptor(),
+                           "fields: {'`clé`': key, '`odd key`': '`new key`'}\n");
     REQUIRE(p.isOk());
     CHECK(runOne(**p, R"({"cl\u00e9":1,"odd key":[1]})") == V{R"({"key":1,"new key":[1]})"});
   }

@@ -21,7 +21,8 @@ TEST_SUITE("processors.sample") {
     auto p = makeProcessor(sampleProcessorDescriptor(), "every: 3\n");
     REQUIRE(p.isOk());
     ProcessResult r;
-    CHECK(test::run(**p, numbered(0, 5), &r) == std::vector<std::string>{R"({"n":0})", R"({"n":3})"});
+    CHECK(test::run(**p, numbered(0, 5), &r) ==
+          std::vector<std::string>{R"({"n":0})", R"({"n":3})"});
     CHECK(r.filtered == 3);
     CHECK(test::run(**p, numbered(5, 4)) == std::vector<std::string>{R"({"n":6})"});
   }
@@ -43,14 +44,16 @@ TEST_SUITE("processors.sample") {
   }
 
   TEST_CASE("bad options") {
-    CHECK(processorError(sampleProcessorDescriptor(), "{}\n") == "options: give exactly one of rate and every");
+    CHECK(processorError(sampleProcessorDescriptor(), "{}\n") ==
+          "options: give exactly one of rate and every");
     CHECK(processorError(sampleProcessorDescriptor(), "rate: 0.5\nevery: 2\n") ==
           "options: give exactly one of rate and every");
     CHECK(processorError(sampleProcessorDescriptor(), "rate: 1.5\n") ==
           "<options>:1: rate: must be in (0, 1] and at least 0.000001");
     CHECK(processorError(sampleProcessorDescriptor(), "rate: 0\n") ==
           "<options>:1: rate: must be in (0, 1] and at least 0.000001");
-    CHECK(processorError(sampleProcessorDescriptor(), "every: 0\n") == "<options>:1: every: must be at least 1");
+    CHECK(processorError(sampleProcessorDescriptor(), "every: 0\n") ==
+          "<options>:1: every: must be at least 1");
   }
 }
 

@@ -13,9 +13,11 @@ namespace ferry {
 namespace {
 
 constexpr OptionSpec kOptions[] = {
-    {.key = "fields", .type = OptionType::kStringMap,
-     .help = "field path -> value; a value that is valid JSON (3, true, null, \"text\", {\"a\":1}) is "
-             "used as that JSON, anything else as a string",
+    {.key = "fields",
+     .type = OptionType::kStringMap,
+     .help =
+         "field path -> value; a value that is valid JSON (3, true, null, \"text\", {\"a\":1}) is "
+         "used as that JSON, anything else as a string",
      .required = true},
 };
 
@@ -24,7 +26,8 @@ std::string jsonValue(const std::string& text) {
   simdjson::dom::parser parser;
   simdjson::padded_string padded(text);
   simdjson::dom::element element;
-  if (!text.empty() && parser.parse(padded).get(element) == simdjson::SUCCESS) return simdjson::minify(element);
+  if (!text.empty() && parser.parse(padded).get(element) == simdjson::SUCCESS)
+    return simdjson::minify(element);
   std::string out;
   appendJsonString(out, text);
   return out;
@@ -32,7 +35,8 @@ std::string jsonValue(const std::string& text) {
 
 Result<std::unique_ptr<Processor>> makeSet(const PluginContext& /*ctx*/, const Options& opts) {
   const auto& fields = opts.getStringMap("fields");
-  if (fields.empty()) return invalidArgument(locateOption(opts, "fields") + ": give at least one field");
+  if (fields.empty())
+    return invalidArgument(locateOption(opts, "fields") + ": give at least one field");
   FieldEditor editor;
   for (const auto& [key, value] : fields) {
     auto path = fieldPathOption(opts, "fields", key);
