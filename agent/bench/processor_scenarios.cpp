@@ -110,7 +110,7 @@ int runCase(const ProcessorCase& c, uint64_t records,
     return 1;
   }
   MetricsRegistry metrics;
-  PluginContext ctx{"bench", std::string(c.name), "/nonexistent", &systemClock(), &metrics};
+  PluginContext ctx{"bench", std::string(c.name), "/nonexistent", &systemClock(), &metrics, d};
   auto made = d->make_processor(ctx, *opts);
   if (!made.isOk()) {
     std::fprintf(stderr, "processors: case %.*s: %s\n", static_cast<int>(c.name.size()),

@@ -24,9 +24,8 @@ inline Result<std::unique_ptr<Processor>> makeProcessor(const PluginDescriptor& 
   auto opts = optionsFromYaml(yaml, d.options);
   REQUIRE_MESSAGE(opts.isOk(), opts.status().message());
   static MetricsRegistry metrics;
-  PluginContext ctx{
-      std::move(agent_id), std::string(d.name), "/nonexistent", &systemClock(), &metrics,
-      config_version};
+  PluginContext ctx{std::move(agent_id), std::string(d.name), "/nonexistent", &systemClock(),
+                    &metrics,            &d,                   config_version};
   return d.make_processor(ctx, *opts);
 }
 
