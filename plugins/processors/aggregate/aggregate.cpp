@@ -170,8 +170,9 @@ Status AggregateProcessor::process(std::string_view stream, const RecordBatch& i
   if (auto it = streams_.find(stream); it != streams_.end()) {
     st = &it->second;
     if (window > st->window_start) {
-      // The tick has not closed the stream's window yet: close it before the new records.
-      flush(*st, out);
+      // The tick has not closed the stream's window yet: close it now, so that these
+      // records start the next one; the next tick emits it.
+      flush(*st, st->pending);
       st->window_start = window;
     }
   }
@@ -246,8 +247,8 @@ Status AggregateProcessor::process(std::string_view stream, const RecordBatch& i
     }
     ++result.filtered;
   }
-  if (st != nullptr && st->series.empty()) {
-    // Every record of a new stream was refused: do not keep an empty stream around.
+  if (st != nullptr && st->series.empty() && st->pending.empty()) {
+    // Nothing open and nothing to emit: do not keep an empty stream around.
     streams_.erase(streams_.find(stream));
   }
   if (passed > 0 && not_numeric_records_ != nullptr) not_numeric_records_->add(passed);
@@ -261,10 +262,12 @@ void AggregateProcessor::tick(SteadyTime /*now*/, bool final, TickSink& sink,
   for (auto it = streams_.begin(); it != streams_.end();) {
     StreamState& st = it->second;
     if (final || window > st.window_start) {
-      tick_out_.clear();
-      flush(st, tick_out_);
+      flush(st, st.pending);
       st.window_start = window;
-      if (!tick_out_.empty()) sink.emit(it->first, tick_out_);
+    }
+    if (!st.pending.empty()) {
+      sink.emit(it->first, st.pending);
+      st.pending.clear();
     }
     if (final || st.series.empty()) {
       key_count_ -= st.series.size();

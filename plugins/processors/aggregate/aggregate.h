@@ -10,10 +10,12 @@
 // belongs to the window in which it is processed (arrival time, not a timestamp inside the
 // record); when the wall clock steps back, records go into the window still open.
 //
-// Windows are closed by tick() (every min(window/10, 1s)) once their end has passed, or by
-// the next process() call of the stream, whichever comes first; tick(final=true) at stop
-// emits every open window early, with its nominal bounds. A series that had no records
-// during a whole window emits nothing and is forgotten (its slot is free again).
+// Window records are emitted only by tick() (every min(window/10, 1s)), through the TickSink,
+// once the window's end has passed. A batch of the stream that arrives after the end but
+// before the tick closes the window first (its records start the next one) and leaves the
+// window's records for that tick. tick(final=true) at stop emits every open window early,
+// with its nominal bounds. A series that had no records during a whole window emits nothing
+// and is forgotten (its slot is free again).
 //
 // Records that carry none of `fields` as a number go on unchanged and are counted in
 // ferry_processor_passed_records_total{processor,reason="not_numeric"}; a field value that
@@ -90,6 +92,7 @@ class AggregateProcessor final : public Processor {
     int64_t window_start = 0;  // unix ms of the open window
     processors::StringMap<Series> series;
     uint64_t next_order = 0;
+    RecordBatch pending;  // closed windows' records, emitted by the next tick
   };
 
   int64_t windowStartOf(int64_t wall_ms) const;
@@ -110,7 +113,6 @@ class AggregateProcessor final : public Processor {
   std::vector<double> values_;
   std::vector<uint8_t> present_;
   std::vector<std::pair<uint64_t, const std::pair<const std::string, Series>*>> flush_order_;
-  RecordBatch tick_out_;
   std::vector<std::string> field_prefixes_;  // ,"<field>":{ per field
 
   Counter* not_numeric_records_ = nullptr;
