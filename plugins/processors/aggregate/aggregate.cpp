@@ -25,9 +25,7 @@ constexpr OptionSpec kOptions[] = {
      .default_value = "1m",
      .help = "window length; windows are aligned to the wall clock (1m windows start on the "
              "minute); at least 100ms"},
-    {.key = "key",
-     .type = OptionType::kStringList,
-     .help = "fields that tell series apart (dotted paths); default: one series per stream"},
+    processors::kSeriesKeyOption,
     {.key = "fields",
      .type = OptionType::kStringList,
      .help = "numeric fields to aggregate (dotted paths)",
@@ -42,21 +40,6 @@ constexpr OptionSpec kOptions[] = {
      .default_value = "10000",
      .help = "series open at most; records of further series are refused (counted)"},
 };
-
-Result<std::unique_ptr<Processor>> makeAggregate(const PluginContext& ctx, const Options& opts) {
-  Result<AggregateSettings> s = AggregateSettings::fromOptions(opts);
-  if (!s.isOk()) return s.status();
-  if (ctx.clock == nullptr) return invalidArgument("aggregate: no clock in the plugin context");
-  return std::unique_ptr<Processor>(std::make_unique<AggregateProcessor>(
-      std::move(s).value(), ctx.name, *ctx.clock, ctx.metrics));
-}
-
-template <typename T>
-void appendInt(std::string& out, T v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  if (ec == std::errc()) out.append(buf, static_cast<size_t>(end - buf));
-}
 
 }  // namespace
 
@@ -305,9 +288,9 @@ void AggregateProcessor::writeRecord(int64_t window_start, std::string_view key,
                                      RecordBatch& out) {
   std::string& d = out.mutableData();
   d += "{\"window_start\":";
-  appendInt(d, window_start);
+  processors::appendInteger(d, window_start);
   d += ",\"window_end\":";
-  appendInt(d, window_start + window_ms_);
+  processors::appendInteger(d, window_start + window_ms_);
   settings_.key.appendFields(key, d);
   for (size_t f = 0; f < settings_.fields.size(); ++f) {
     const Stat& stat = s.stats[f];
@@ -320,7 +303,7 @@ void AggregateProcessor::writeRecord(int64_t window_start, std::string_view key,
       d += kStatNames[static_cast<size_t>(which)];
       d += "\":";
       if (which == AggregateStat::kCount) {
-        appendInt(d, stat.count);
+        processors::appendInteger(d, stat.count);
       } else if (which == AggregateStat::kSum) {
         processors::appendNumber(d, stat.sum);
       } else if (stat.count == 0) {
@@ -349,7 +332,7 @@ const PluginDescriptor& aggregateProcessorDescriptor() {
           "tumbling windows per series: count/min/max/mean/sum/last of numeric fields, "
           "one record per series and window",
       .options = kOptions,
-      .make_processor = &makeAggregate,
+      .make_processor = &processors::makeProcessor<AggregateSettings, AggregateProcessor>,
   };
   return kDescriptor;
 }

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "ferry/metrics.h"
-#include "tests/support/fakes.h"
+#include "tests/support/processor_harness.h"
 
 namespace ferry {
 namespace {
@@ -21,57 +21,8 @@ using namespace std::chrono_literals;
 constexpr std::string_view kW0 = R"({"window_start":1764000000000,"window_end":1764000010000)";
 constexpr std::string_view kW1 = R"({"window_start":1764000010000,"window_end":1764000020000)";
 
-struct CaptureSink final : TickSink {
-  std::vector<std::pair<std::string, std::string>> records;  // (stream, record)
-  void emit(std::string_view stream, const RecordBatch& batch) override {
-    for (size_t i = 0; i < batch.size(); ++i) records.emplace_back(stream, batch[i]);
-  }
-};
-
-struct Harness {
-  test::ManualClock clock;
-  MetricsRegistry metrics;
-  std::unique_ptr<Processor> proc;
-  ProcessResult result;
-  CaptureSink sink;
-
-  Status make(const Options& opts) {
-    PluginContext ctx;
-    ctx.name = "agg";
-    ctx.clock = &clock;
-    ctx.metrics = &metrics;
-    auto r = aggregateProcessorDescriptor().make_processor(ctx, opts);
-    if (!r.isOk()) return r.status();
-    proc = std::move(r).value();
-    return Status::ok();
-  }
-  std::vector<std::string> run(const std::vector<std::string>& records,
-                               std::string_view stream = "s") {
-    RecordBatch in;
-    RecordBatch out;
-    for (const std::string& r : records) in.append(r);
-    result = ProcessResult{};
-    REQUIRE(proc->process(stream, in, out, result).isOk());
-    std::vector<std::string> got;
-    for (size_t i = 0; i < out.size(); ++i) got.emplace_back(out[i]);
-    return got;
-  }
-  // Ticks and returns the records emitted by this tick (stream names dropped).
-  std::vector<std::string> tick(bool final = false) {
-    sink.records.clear();
-    ProcessResult r;
-    proc->tick(clock.now(), final, sink, r);
-    CHECK(r.dropped.empty());
-    std::vector<std::string> got;
-    for (auto& [s, rec] : sink.records) got.push_back(rec);
-    return got;
-  }
-  uint64_t dropped(std::string_view reason) const {
-    for (const auto& [r, n] : result.dropped) {
-      if (r == reason) return n;
-    }
-    return 0;
-  }
+struct Harness : test::ProcessorHarness {
+  Harness() : ProcessorHarness(aggregateProcessorDescriptor(), "agg") {}
   size_t keys() const { return static_cast<const AggregateProcessor*>(proc.get())->keyCount(); }
 };
 
@@ -189,8 +140,7 @@ TEST_SUITE("processors.aggregate") {
     o.set("stats", std::vector<std::string>{"last", "count", "max"}, {});
     REQUIRE(h.make(o).isOk());
     h.run({R"({"temp":1,"hum":{"rel":40}})", R"({"temp":3})", R"({"temp":2,"hum":{"rel":"n/a"}})"});
-    CHECK(h.metrics.counterValue("ferry_processor_skipped_values_total",
-                                 {{"processor", "agg"}, {"reason", "not_numeric"}}) == 1);
+    CHECK(h.counter("ferry_processor_skipped_values_total", "not_numeric") == 1);
     h.run({R"({"temp":7})"}, "t");
     h.clock.advance(9s);
     std::vector<std::string> got = h.tick();
@@ -225,8 +175,7 @@ TEST_SUITE("processors.aggregate") {
     CHECK(h.run(batch) == std::vector<std::string>{batch[0], batch[1]});
     CHECK(h.result.filtered == 1);
     CHECK(h.dropped("parse_bad_json") == 2);
-    CHECK(h.metrics.counterValue("ferry_processor_passed_records_total",
-                                 {{"processor", "agg"}, {"reason", "not_numeric"}}) == 2);
+    CHECK(h.counter("ferry_processor_passed_records_total", "not_numeric") == 2);
   }
 
   TEST_CASE("many series, and max_keys refuses new series until slots free up") {

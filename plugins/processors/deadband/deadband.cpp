@@ -18,9 +18,7 @@ constexpr OptionSpec kOptions[] = {
      .type = OptionType::kString,
      .help = "the numeric field compared, as a dotted path (e.g. value, reading.temp)",
      .required = true},
-    {.key = "key",
-     .type = OptionType::kStringList,
-     .help = "fields that tell series apart (dotted paths); default: one series per stream"},
+    processors::kSeriesKeyOption,
     {.key = "threshold",
      .type = OptionType::kDouble,
      .help = "report when the value moved more than this (absolute) from the last reported "
@@ -38,14 +36,6 @@ constexpr OptionSpec kOptions[] = {
      .default_value = "10000",
      .help = "series kept at most; records of further series pass unchanged (counted)"},
 };
-
-Result<std::unique_ptr<Processor>> makeDeadband(const PluginContext& ctx, const Options& opts) {
-  Result<DeadbandSettings> s = DeadbandSettings::fromOptions(opts);
-  if (!s.isOk()) return s.status();
-  if (ctx.clock == nullptr) return invalidArgument("deadband: no clock in the plugin context");
-  return std::unique_ptr<Processor>(
-      std::make_unique<DeadbandProcessor>(std::move(s).value(), ctx.name, *ctx.clock, ctx.metrics));
-}
 
 }  // namespace
 
@@ -160,7 +150,7 @@ const PluginDescriptor& deadbandProcessorDescriptor() {
           "report by exception: a record per series only when its value moved more "
           "than a threshold or max_interval passed",
       .options = kOptions,
-      .make_processor = &makeDeadband,
+      .make_processor = &processors::makeProcessor<DeadbandSettings, DeadbandProcessor>,
   };
   return kDescriptor;
 }

@@ -27,7 +27,7 @@
 #include "ferry/options.h"
 #include "ferry/plugin.h"
 #include "ferry/processor.h"
-#include "plugins/processors/common/record_fields.h"
+#include "plugins/processors/common/dom_fields.h"
 
 namespace ferry {
 

@@ -9,51 +9,17 @@
 #include <vector>
 
 #include "ferry/metrics.h"
-#include "tests/support/fakes.h"
+#include "tests/support/processor_harness.h"
 
 namespace ferry {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Harness {
-  test::ManualClock clock;
-  MetricsRegistry metrics;
-  std::unique_ptr<Processor> proc;
-  ProcessResult result;
-
-  Status make(const Options& opts) {
-    PluginContext ctx;
-    ctx.name = "db";
-    ctx.clock = &clock;
-    ctx.metrics = &metrics;
-    auto r = deadbandProcessorDescriptor().make_processor(ctx, opts);
-    if (!r.isOk()) return r.status();
-    proc = std::move(r).value();
-    return Status::ok();
-  }
-  // Runs one batch; returns what went on. `result` holds that call's counts.
-  std::vector<std::string> run(const std::vector<std::string>& records,
-                               std::string_view stream = "s") {
-    RecordBatch in;
-    RecordBatch out;
-    for (const std::string& r : records) in.append(r);
-    result = ProcessResult{};
-    Status st = proc->process(stream, in, out, result);
-    REQUIRE(st.isOk());
-    std::vector<std::string> got;
-    for (size_t i = 0; i < out.size(); ++i) got.emplace_back(out[i]);
-    return got;
-  }
-  uint64_t dropped(std::string_view reason) const {
-    for (const auto& [r, n] : result.dropped) {
-      if (r == reason) return n;
-    }
-    return 0;
-  }
+struct Harness : test::ProcessorHarness {
+  Harness() : ProcessorHarness(deadbandProcessorDescriptor(), "db") {}
   uint64_t passed(std::string_view reason) const {
-    return metrics.counterValue("ferry_processor_passed_records_total",
-                                {{"processor", "db"}, {"reason", std::string(reason)}});
+    return counter("ferry_processor_passed_records_total", reason);
   }
 };
 

@@ -30,14 +30,6 @@ constexpr OptionSpec kOptions[] = {
      .help = "streams with a bucket of their own; further streams share one bucket (counted)"},
 };
 
-Result<std::unique_ptr<Processor>> makeThrottle(const PluginContext& ctx, const Options& opts) {
-  Result<ThrottleSettings> s = ThrottleSettings::fromOptions(opts);
-  if (!s.isOk()) return s.status();
-  if (ctx.clock == nullptr) return invalidArgument("throttle: no clock in the plugin context");
-  return std::unique_ptr<Processor>(
-      std::make_unique<ThrottleProcessor>(std::move(s).value(), ctx.name, *ctx.clock, ctx.metrics));
-}
-
 }  // namespace
 
 Result<ThrottleSettings> ThrottleSettings::fromOptions(const Options& opts) {
@@ -125,7 +117,7 @@ const PluginDescriptor& throttleProcessorDescriptor() {
           "at most rate records per second per stream (token bucket); the excess is "
           "refused as throttled",
       .options = kOptions,
-      .make_processor = &makeThrottle,
+      .make_processor = &processors::makeProcessor<ThrottleSettings, ThrottleProcessor>,
   };
   return kDescriptor;
 }

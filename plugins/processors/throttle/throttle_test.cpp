@@ -9,19 +9,16 @@
 #include <vector>
 
 #include "ferry/metrics.h"
-#include "tests/support/fakes.h"
+#include "tests/support/processor_harness.h"
 
 namespace ferry {
 namespace {
 
 using namespace std::chrono_literals;
 
-struct Harness {
-  test::ManualClock clock;
-  MetricsRegistry metrics;
-  std::unique_ptr<Processor> proc;
-  ProcessResult result;
-
+struct Harness : test::ProcessorHarness {
+  Harness() : ProcessorHarness(throttleProcessorDescriptor(), "th") {}
+  using ProcessorHarness::make;
   Status make(double rate, int64_t burst = 0, int64_t max_streams = 1000) {
     Options o;
     o.set("rate", rate, {});
@@ -29,27 +26,13 @@ struct Harness {
     o.set("max_streams", max_streams, {});
     return make(o);
   }
-  Status make(const Options& o) {
-    PluginContext ctx;
-    ctx.name = "th";
-    ctx.clock = &clock;
-    ctx.metrics = &metrics;
-    auto r = throttleProcessorDescriptor().make_processor(ctx, o);
-    if (!r.isOk()) return r.status();
-    proc = std::move(r).value();
-    return Status::ok();
-  }
-  // Sends `n` records numbered from `first`; returns the numbers that went on.
-  std::vector<int> run(int n, std::string_view stream = "s", int first = 0) {
-    RecordBatch in;
-    RecordBatch out;
-    for (int i = 0; i < n; ++i) in.append("{\"n\":" + std::to_string(first + i) + "}");
-    result = ProcessResult{};
-    REQUIRE(proc->process(stream, in, out, result).isOk());
+  // Sends `n` records {"n":0}, {"n":1}, ...; returns the numbers that went on.
+  std::vector<int> send(int n, std::string_view stream = "s") {
+    std::vector<std::string> records;
+    for (int i = 0; i < n; ++i) records.push_back("{\"n\":" + std::to_string(i) + "}");
     std::vector<int> got;
-    for (size_t i = 0; i < out.size(); ++i) {
-      std::string_view r = out[i];
-      got.push_back(std::stoi(std::string(r.substr(5, r.size() - 6))));
+    for (const std::string& r : run(records, stream)) {
+      got.push_back(std::stoi(r.substr(5, r.size() - 6)));
     }
     return got;
   }
@@ -76,17 +59,17 @@ TEST_SUITE("processors.throttle") {
   TEST_CASE("a full bucket lets a burst through, then the rate; the rest is throttled") {
     Harness h;
     REQUIRE(h.make(10, 5).isOk());
-    CHECK(h.run(20) == std::vector<int>{0, 1, 2, 3, 4});  // the first ones go on, in order
+    CHECK(h.send(20) == std::vector<int>{0, 1, 2, 3, 4});  // the first ones go on, in order
     CHECK(h.throttled() == 15);
-    CHECK(h.run(3).empty());
+    CHECK(h.send(3).empty());
     CHECK(h.throttled() == 3);
     h.clock.advance(100ms - 1ns);  // not quite one token
-    CHECK(h.run(1).empty());
+    CHECK(h.send(1).empty());
     h.clock.advance(1ns);
-    CHECK(h.run(3) == std::vector<int>{0});
+    CHECK(h.send(3) == std::vector<int>{0});
     CHECK(h.throttled() == 2);
     h.clock.advance(1h);  // refills to the burst, not beyond
-    CHECK(h.run(10).size() == 5);
+    CHECK(h.send(10).size() == 5);
     CHECK(h.throttled() == 5);
   }
 
@@ -98,7 +81,7 @@ TEST_SUITE("processors.throttle") {
     // 2 records every 10 ms from t = 0 to t = 10 s (1001 batches): 200/s offered.
     for (int i = 0; i <= 1000; ++i) {
       if (i > 0) h.clock.advance(10ms);
-      passed += h.run(2).size();
+      passed += h.send(2).size();
       throttled += h.throttled();
     }
     CHECK(passed == 5 + 100);
@@ -108,39 +91,38 @@ TEST_SUITE("processors.throttle") {
   TEST_CASE("rates below one per second and the default burst") {
     Harness h;
     REQUIRE(h.make(0.5).isOk());  // burst defaults to 1
-    CHECK(h.run(3).size() == 1);
+    CHECK(h.send(3).size() == 1);
     h.clock.advance(1s);
-    CHECK(h.run(1).empty());
+    CHECK(h.send(1).empty());
     h.clock.advance(1s);
-    CHECK(h.run(2).size() == 1);
+    CHECK(h.send(2).size() == 1);
 
     Harness h2;
     REQUIRE(h2.make(2.5).isOk());  // burst defaults to 3
-    CHECK(h2.run(10).size() == 3);
+    CHECK(h2.send(10).size() == 3);
   }
 
   TEST_CASE("each stream has its own bucket; streams past max_streams share one") {
     Harness h;
     REQUIRE(h.make(1, 2, 2).isOk());
-    CHECK(h.run(5, "a").size() == 2);
-    CHECK(h.run(5, "b").size() == 2);
-    CHECK(h.run(5, "c").size() == 2);  // the overflow bucket, full at first
-    CHECK(h.run(5, "d").empty());      // shares c's (empty) bucket
-    CHECK(h.metrics.counterValue("ferry_processor_overflow_records_total", {{"processor", "th"}}) ==
-          10);
+    CHECK(h.send(5, "a").size() == 2);
+    CHECK(h.send(5, "b").size() == 2);
+    CHECK(h.send(5, "c").size() == 2);  // the overflow bucket, full at first
+    CHECK(h.send(5, "d").empty());      // shares c's (empty) bucket
+    CHECK(h.counter("ferry_processor_overflow_records_total") == 10);
     CHECK(static_cast<ThrottleProcessor*>(h.proc.get())->streamCount() == 2);
     h.clock.advance(1s);
-    CHECK(h.run(5, "a").size() == 1);
-    CHECK(h.run(5, "d").size() == 1);
-    CHECK(h.run(5, "c").empty());
+    CHECK(h.send(5, "a").size() == 1);
+    CHECK(h.send(5, "d").size() == 1);
+    CHECK(h.send(5, "c").empty());
   }
 
   TEST_CASE("an empty batch takes nothing") {
     Harness h;
     REQUIRE(h.make(1, 1).isOk());
-    CHECK(h.run(0).empty());
+    CHECK(h.send(0).empty());
     CHECK(h.result.dropped.empty());
-    CHECK(h.run(1).size() == 1);
+    CHECK(h.send(1).size() == 1);
   }
 
   TEST_CASE("bad options are errors naming the key") {

@@ -1,4 +1,4 @@
-#include "plugins/processors/common/record_fields.h"
+#include "plugins/processors/common/dom_fields.h"
 
 #include <charconv>
 #include <cmath>
@@ -82,6 +82,9 @@ void appendNumber(std::string& out, double v) {
   }
   appendChars(out, v);
 }
+
+void appendInteger(std::string& out, int64_t v) { appendChars(out, v); }
+void appendInteger(std::string& out, uint64_t v) { appendChars(out, v); }
 
 void appendJsonValue(std::string& out, simdjson::dom::element e) {
   switch (e.type()) {

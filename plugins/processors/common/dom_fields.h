@@ -14,13 +14,18 @@
 #include <simdjson.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "ferry/options.h"
+#include "ferry/plugin.h"
+#include "ferry/processor.h"
 #include "ferry/status.h"
 
 namespace ferry::processors {
@@ -52,6 +57,9 @@ void appendJsonValue(std::string& out, simdjson::dom::element e);
 // Appends `v` in the shortest form that reads back as the same double ("21.5", "3",
 // "1e+300"); a value that is not finite (an overflowing sum) is written as null.
 void appendNumber(std::string& out, double v);
+// Appends an integer in decimal.
+void appendInteger(std::string& out, int64_t v);
+void appendInteger(std::string& out, uint64_t v);
 
 // The identity of a series: the record's stream and the JSON text of each key field.
 class SeriesKey {
@@ -94,6 +102,25 @@ struct StringHash {
 };
 template <typename V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+// The `key` option shared by the processors that keep state per series.
+inline constexpr OptionSpec kSeriesKeyOption{
+    .key = "key",
+    .type = OptionType::kStringList,
+    .help = "fields that tell series apart (dotted paths); default: one series per stream"};
+
+// The factory of a processor built from its settings: Settings::fromOptions(opts), then
+// P(settings, instance name, clock, metrics). Errors: the settings' own, or a missing clock.
+template <typename Settings, typename P>
+Result<std::unique_ptr<Processor>> makeProcessor(const PluginContext& ctx, const Options& opts) {
+  Result<Settings> s = Settings::fromOptions(opts);
+  if (!s.isOk()) return s.status();
+  if (ctx.clock == nullptr) {
+    return invalidArgument("processor " + ctx.name + ": no clock in the plugin context");
+  }
+  return std::unique_ptr<Processor>(
+      std::make_unique<P>(std::move(s).value(), ctx.name, *ctx.clock, ctx.metrics));
+}
 
 // "file:line: path" of an option key for factory errors (the bare key when the options
 // carry no location), with "[index]" appended for an item of a list.

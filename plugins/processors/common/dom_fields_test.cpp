@@ -1,4 +1,4 @@
-#include "plugins/processors/common/record_fields.h"
+#include "plugins/processors/common/dom_fields.h"
 
 #include <doctest/doctest.h>
 
@@ -16,7 +16,7 @@ simdjson::dom::element parsed(RecordParser& p, std::string_view text) {
   return root;
 }
 
-TEST_SUITE("processors.record_fields") {
+TEST_SUITE("processors.dom_fields") {
   TEST_CASE("field paths walk nested objects and refuse empty segments") {
     RecordParser p;
     simdjson::dom::element root = parsed(p, R"({"a":{"b":{"c":5}},"x":[1],"s":"t"})");
