@@ -11,8 +11,7 @@
 namespace ferry {
 namespace {
 
-using processors::FieldPath;
-using processors::optionLocation;
+using processors::DomField;
 
 constexpr std::string_view kStatNames[] = {"count", "min", "max", "mean", "sum", "last"};
 constexpr Duration kMinWindow = std::chrono::milliseconds(100);
@@ -47,30 +46,30 @@ Result<AggregateSettings> AggregateSettings::fromOptions(const Options& opts) {
   AggregateSettings s;
   s.window = opts.getDuration("window");
   if (s.window < kMinWindow || s.window % std::chrono::milliseconds(1) != Duration::zero()) {
-    return invalidArgument(optionLocation(opts, "window") +
+    return invalidArgument(locateOption(opts, "window") +
                            ": must be at least 100ms and whole milliseconds, got " +
                            formatDuration(s.window));
   }
 
-  Result<std::vector<FieldPath>> key = processors::fieldPathsOption(opts, "key");
+  Result<std::vector<DomField>> key = processors::fieldListOption(opts, "key");
   if (!key.isOk()) return key.status();
-  Result<std::vector<FieldPath>> fields = processors::fieldPathsOption(opts, "fields");
+  Result<std::vector<DomField>> fields = processors::fieldListOption(opts, "fields");
   if (!fields.isOk()) return fields.status();
   if (fields->empty()) {
-    return invalidArgument(optionLocation(opts, "fields") + ": name at least one field");
+    return invalidArgument(locateOption(opts, "fields") + ": name at least one field");
   }
   // Every name becomes a key of the window record: they must not collide.
   std::vector<std::string_view> names = {"window_start", "window_end"};
-  for (const FieldPath& k : *key) {
+  for (const DomField& k : *key) {
     if (std::find(names.begin(), names.end(), k.name()) != names.end()) {
-      return invalidArgument(optionLocation(opts, "key") + ": \"" + k.name() +
+      return invalidArgument(locateOption(opts, "key") + ": \"" + k.name() +
                              "\" would collide with another key of the window record");
     }
     names.push_back(k.name());
   }
-  for (const FieldPath& f : *fields) {
+  for (const DomField& f : *fields) {
     if (std::find(names.begin(), names.end(), f.name()) != names.end()) {
-      return invalidArgument(optionLocation(opts, "fields") + ": \"" + f.name() +
+      return invalidArgument(locateOption(opts, "fields") + ": \"" + f.name() +
                              "\" would collide with another key of the window record");
     }
     names.push_back(f.name());
@@ -81,18 +80,18 @@ Result<AggregateSettings> AggregateSettings::fromOptions(const Options& opts) {
   if (opts.has("stats")) {
     const std::vector<std::string>& wanted = opts.getStringList("stats");
     if (wanted.empty()) {
-      return invalidArgument(optionLocation(opts, "stats") + ": name at least one statistic");
+      return invalidArgument(locateOption(opts, "stats") + ": name at least one statistic");
     }
     bool seen[std::size(kStatNames)] = {};
     for (size_t i = 0; i < wanted.size(); ++i) {
       const auto* it = std::find(std::begin(kStatNames), std::end(kStatNames), wanted[i]);
       if (it == std::end(kStatNames)) {
-        return invalidArgument(optionLocation(opts, "stats", static_cast<int>(i)) + ": \"" +
+        return invalidArgument(processors::optionItemLocation(opts, "stats", i) + ": \"" +
                                wanted[i] + "\" is not one of count, min, max, mean, sum, last");
       }
       const size_t idx = static_cast<size_t>(it - std::begin(kStatNames));
       if (seen[idx]) {
-        return invalidArgument(optionLocation(opts, "stats", static_cast<int>(i)) + ": \"" +
+        return invalidArgument(processors::optionItemLocation(opts, "stats", i) + ": \"" +
                                wanted[i] + "\" is listed twice");
       }
       seen[idx] = true;
@@ -119,7 +118,7 @@ AggregateProcessor::AggregateProcessor(AggregateSettings settings, std::string i
       clock_(clock) {
   values_.resize(settings_.fields.size());
   present_.resize(settings_.fields.size());
-  for (const FieldPath& f : settings_.fields) {
+  for (const DomField& f : settings_.fields) {
     std::string prefix = ",";
     appendJsonString(prefix, f.name());
     prefix += ":{";
@@ -166,7 +165,7 @@ Status AggregateProcessor::process(std::string_view stream, const RecordBatch& i
     const std::string_view record = in[i];
     simdjson::dom::element root;
     if (!parser_.parse(record, &root)) {
-      result.drop("parse_bad_json");
+      result.drop(kReasonBadJson);
       continue;
     }
     bool any = false;

@@ -22,7 +22,7 @@
 // is present but not a number (in a record that has another) is skipped and counted in
 // ferry_processor_skipped_values_total{processor,reason="not_numeric"}. Records of a new
 // series once `max_keys` series are open are refused (reason "aggregate_key_limit"); records
-// that are not JSON objects are refused (reason "parse_bad_json").
+// that are not JSON objects are refused (reason "bad_json").
 //
 // Threading: the core serialises process() and tick() of one instance; no internal locking.
 // Ownership: the clock and the metrics registry are borrowed and outlive the processor.
@@ -51,7 +51,7 @@ enum class AggregateStat : uint8_t { kCount, kMin, kMax, kMean, kSum, kLast };
 struct AggregateSettings {
   Duration window = std::chrono::minutes(1);
   processors::SeriesKey key;
-  std::vector<processors::FieldPath> fields;
+  std::vector<processors::DomField> fields;
   std::vector<AggregateStat> stats;  // distinct, in AggregateStat order
   size_t max_keys = 10000;
 

@@ -22,28 +22,15 @@ void appendChars(std::string& out, T v) {
 
 }  // namespace
 
-Result<FieldPath> FieldPath::parse(std::string_view dotted) {
-  if (dotted.empty()) return invalidArgument("a field path must not be empty");
-  FieldPath p;
-  p.name_ = std::string(dotted);
-  size_t start = 0;
-  while (true) {
-    const size_t dot = dotted.find('.', start);
-    const std::string_view seg =
-        dotted.substr(start, dot == std::string_view::npos ? std::string_view::npos : dot - start);
-    if (seg.empty()) {
-      return invalidArgument("\"" + p.name_ +
-                             "\" has an empty segment (a field path is keys "
-                             "joined by single dots, e.g. reading.temp)");
-    }
-    p.segments_.emplace_back(seg);
-    if (dot == std::string_view::npos) break;
-    start = dot + 1;
-  }
-  return p;
+DomField::DomField(FieldPath path) : name_(formatFieldPath(path)), segments_(std::move(path)) {}
+
+Result<DomField> DomField::parse(std::string_view text) {
+  Result<FieldPath> path = parseFieldPath(text);
+  if (!path.isOk()) return path.status();
+  return DomField(std::move(path).value());
 }
 
-bool FieldPath::find(simdjson::dom::element root, simdjson::dom::element* out) const {
+bool DomField::find(simdjson::dom::element root, simdjson::dom::element* out) const {
   simdjson::dom::element cur = root;
   for (const std::string& seg : segments_) {
     simdjson::dom::object obj;
@@ -147,7 +134,7 @@ void SeriesKey::build(std::string_view stream, simdjson::dom::element root,
                       std::string& out) const {
   out.clear();
   out.append(stream);
-  for (const FieldPath& f : fields_) {
+  for (const DomField& f : fields_) {
     out += kKeySeparator;
     simdjson::dom::element v;
     if (f.find(root, &v)) appendJsonValue(out, v);
@@ -156,7 +143,7 @@ void SeriesKey::build(std::string_view stream, simdjson::dom::element root,
 
 void SeriesKey::appendFields(std::string_view key, std::string& out) const {
   size_t pos = key.find(kKeySeparator);
-  for (const FieldPath& f : fields_) {
+  for (const DomField& f : fields_) {
     if (pos == std::string_view::npos) return;
     const size_t next = key.find(kKeySeparator, pos + 1);
     const std::string_view value = key.substr(
@@ -181,37 +168,32 @@ bool RecordParser::parse(std::string_view record, simdjson::dom::element* root) 
   return true;
 }
 
-std::string optionLocation(const Options& opts, std::string_view key, int index) {
-  SourceLocation loc = opts.where(key);
-  if (loc.path.empty()) loc.path = std::string(key);
-  if (index >= 0) loc.path += "[" + std::to_string(index) + "]";
-  return loc.describe();
+std::string optionItemLocation(const Options& opts, std::string_view key, size_t index) {
+  return locateOption(opts, key) + "[" + std::to_string(index) + "]";
 }
 
-Result<std::vector<FieldPath>> fieldPathsOption(const Options& opts, std::string_view key) {
-  std::vector<FieldPath> paths;
+Result<std::vector<DomField>> fieldListOption(const Options& opts, std::string_view key) {
+  std::vector<DomField> fields;
   const std::vector<std::string>& items = opts.getStringList(key);
   for (size_t i = 0; i < items.size(); ++i) {
-    Result<FieldPath> p = FieldPath::parse(items[i]);
-    if (!p.isOk()) {
-      return invalidArgument(optionLocation(opts, key, static_cast<int>(i)) + ": " +
-                             p.status().message());
-    }
-    for (const FieldPath& seen : paths) {
-      if (seen.name() == p->name()) {
-        return invalidArgument(optionLocation(opts, key, static_cast<int>(i)) + ": \"" + p->name() +
+    Result<FieldPath> path = fieldPathOption(opts, key, items[i]);
+    if (!path.isOk()) return path.status();
+    DomField field(std::move(path).value());
+    for (const DomField& seen : fields) {
+      if (seen.name() == field.name()) {
+        return invalidArgument(optionItemLocation(opts, key, i) + ": \"" + field.name() +
                                "\" is listed twice");
       }
     }
-    paths.push_back(std::move(p).value());
+    fields.push_back(std::move(field));
   }
-  return paths;
+  return fields;
 }
 
 Result<size_t> maxKeysOption(const Options& opts) {
   const int64_t n = opts.getInt("max_keys");
   if (n < 1 || n > kMaxKeysLimit) {
-    return invalidArgument(optionLocation(opts, "max_keys") + ": must be between 1 and " +
+    return invalidArgument(locateOption(opts, "max_keys") + ": must be between 1 and " +
                            std::to_string(kMaxKeysLimit) + ", got " + std::to_string(n));
   }
   return static_cast<size_t>(n);

@@ -5,7 +5,7 @@
 // Everything here works without heap allocation once the caller's buffers have grown:
 // lookups walk simdjson's DOM, and text is appended to caller-owned strings.
 //
-// Thread-safety: FieldPath and SeriesKey are immutable after construction and may be shared;
+// Thread-safety: DomField and SeriesKey are immutable after construction and may be shared;
 // RecordParser is used by one thread at a time (it owns simdjson's reusable parser).
 // Ownership: elements returned by RecordParser::parse() point into its parser and stay valid
 // until the next parse() on the same RecordParser.
@@ -26,17 +26,24 @@
 #include "ferry/options.h"
 #include "ferry/plugin.h"
 #include "ferry/processor.h"
+#include "ferry/record_fields.h"
 #include "ferry/status.h"
+#include "plugins/processors/common/processor_options.h"
 
 namespace ferry::processors {
 
-// A field named by a dotted path ("value", "reading.temp"): each segment is an object key.
-class FieldPath {
+// A field of a parsed record, named by a field path in the syntax of ferry/record_fields.h
+// (members joined by dots, `backticks` around a segment with other characters).
+class DomField {
  public:
-  // Splits `dotted`; an empty path or an empty segment ("a..b", ".a") is an error.
-  static Result<FieldPath> parse(std::string_view dotted);
+  DomField() = default;
+  explicit DomField(FieldPath path);
 
-  const std::string& name() const { return name_; }  // the dotted path as written
+  // Parses `text` (parseFieldPath's errors).
+  static Result<DomField> parse(std::string_view text);
+
+  // The path in canonical syntax (formatFieldPath): how window records name the field.
+  const std::string& name() const { return name_; }
 
   // The value at the path inside `root`; false when a segment is missing or a step on the
   // way is not an object.
@@ -44,7 +51,7 @@ class FieldPath {
 
  private:
   std::string name_;
-  std::vector<std::string> segments_;
+  FieldPath segments_;
 };
 
 // The number held by `e` (an integer or a floating-point JSON number) as a double; false for
@@ -65,9 +72,9 @@ void appendInteger(std::string& out, uint64_t v);
 class SeriesKey {
  public:
   SeriesKey() = default;
-  explicit SeriesKey(std::vector<FieldPath> fields) : fields_(std::move(fields)) {}
+  explicit SeriesKey(std::vector<DomField> fields) : fields_(std::move(fields)) {}
 
-  const std::vector<FieldPath>& fields() const { return fields_; }
+  const std::vector<DomField>& fields() const { return fields_; }
 
   // Writes the key of a record of `stream` into `out` (cleared first): the stream, then per
   // key field a 0x1f separator and the field's compact JSON text (nothing for a missing
@@ -80,7 +87,7 @@ class SeriesKey {
   void appendFields(std::string_view key, std::string& out) const;
 
  private:
-  std::vector<FieldPath> fields_;
+  std::vector<DomField> fields_;
 };
 
 // One simdjson parser, reused for every record of an instance.
@@ -122,12 +129,11 @@ Result<std::unique_ptr<Processor>> makeProcessor(const PluginContext& ctx, const
       std::make_unique<P>(std::move(s).value(), ctx.name, *ctx.clock, ctx.metrics));
 }
 
-// "file:line: path" of an option key for factory errors (the bare key when the options
-// carry no location), with "[index]" appended for an item of a list.
-std::string optionLocation(const Options& opts, std::string_view key, int index = -1);
+// locateOption() of an item of the list option `key`: "file:line: processors[0].key[1]".
+std::string optionItemLocation(const Options& opts, std::string_view key, size_t index);
 
-// Reads the list option `key` as field paths; an error names the item ("key[1]").
-Result<std::vector<FieldPath>> fieldPathsOption(const Options& opts, std::string_view key);
+// Reads the list option `key` as field paths; errors name the key and the item.
+Result<std::vector<DomField>> fieldListOption(const Options& opts, std::string_view key);
 
 // Reads `max_keys`: between 1 and 10,000,000.
 Result<size_t> maxKeysOption(const Options& opts);

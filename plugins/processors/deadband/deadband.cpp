@@ -7,8 +7,6 @@
 namespace ferry {
 namespace {
 
-using processors::optionLocation;
-
 constexpr std::string_view kPassedMetric = "ferry_processor_passed_records_total";
 constexpr std::string_view kPassedHelp =
     "Records a processor let through unchanged because it could not judge them";
@@ -41,27 +39,25 @@ constexpr OptionSpec kOptions[] = {
 
 Result<DeadbandSettings> DeadbandSettings::fromOptions(const Options& opts) {
   DeadbandSettings s;
-  Result<processors::FieldPath> field = processors::FieldPath::parse(opts.getString("field"));
-  if (!field.isOk()) {
-    return invalidArgument(optionLocation(opts, "field") + ": " + field.status().message());
-  }
-  s.field = std::move(field).value();
+  Result<FieldPath> field = fieldPathOption(opts, "field", opts.getString("field"));
+  if (!field.isOk()) return field.status();
+  s.field = processors::DomField(std::move(field).value());
 
-  Result<std::vector<processors::FieldPath>> key = processors::fieldPathsOption(opts, "key");
+  Result<std::vector<processors::DomField>> key = processors::fieldListOption(opts, "key");
   if (!key.isOk()) return key.status();
   s.key = processors::SeriesKey(std::move(key).value());
 
   const bool has_abs = opts.has("threshold");
   const bool has_rel = opts.has("threshold_percent");
   if (has_abs == has_rel) {
-    return invalidArgument(optionLocation(opts, has_abs ? "threshold_percent" : "threshold") +
+    return invalidArgument(locateOption(opts, has_abs ? "threshold_percent" : "threshold") +
                            (has_abs ? ": give either threshold or threshold_percent, not both"
                                     : ": deadband needs threshold or threshold_percent"));
   }
   const std::string_view which = has_abs ? "threshold" : "threshold_percent";
   const double t = opts.getDouble(which);
   if (!(t >= 0) || !std::isfinite(t)) {
-    return invalidArgument(optionLocation(opts, which) + ": must be a finite number >= 0");
+    return invalidArgument(locateOption(opts, which) + ": must be a finite number >= 0");
   }
   s.relative = has_rel;
   (has_abs ? s.threshold : s.threshold_percent) = t;
@@ -69,7 +65,7 @@ Result<DeadbandSettings> DeadbandSettings::fromOptions(const Options& opts) {
   if (opts.has("max_interval")) {
     s.max_interval = opts.getDuration("max_interval");
     if (s.max_interval < Duration::zero()) {
-      return invalidArgument(optionLocation(opts, "max_interval") + ": must not be negative");
+      return invalidArgument(locateOption(opts, "max_interval") + ": must not be negative");
     }
   }
   Result<size_t> max_keys = processors::maxKeysOption(opts);
@@ -106,7 +102,7 @@ Status DeadbandProcessor::process(std::string_view stream, const RecordBatch& in
     const std::string_view record = in[i];
     simdjson::dom::element root;
     if (!parser_.parse(record, &root)) {
-      result.drop("parse_bad_json");
+      result.drop(kReasonBadJson);
       continue;
     }
     simdjson::dom::element field;

@@ -8,7 +8,7 @@
 // unchanged and do not touch the series' state: the processor only suppresses what it can
 // compare. So do records of a new series once `max_keys` series are known. Both are counted
 // in ferry_processor_passed_records_total{processor,reason="not_numeric"|"key_limit"}.
-// A record that is not a JSON object is refused (reason "parse_bad_json").
+// A record that is not a JSON object is refused (reason "bad_json").
 //
 // Time comes from the injected clock's steady time (read once per batch).
 //
@@ -33,7 +33,7 @@ namespace ferry {
 
 // The options of one instance after validation and defaulting.
 struct DeadbandSettings {
-  processors::FieldPath field;
+  processors::DomField field;
   processors::SeriesKey key;
   double threshold = 0;          // absolute change; used when !relative
   double threshold_percent = 0;  // change relative to the last value let through

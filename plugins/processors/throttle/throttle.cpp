@@ -9,8 +9,6 @@
 namespace ferry {
 namespace {
 
-using processors::optionLocation;
-
 constexpr double kMaxRate = 1e9;
 constexpr int64_t kMaxStreamsLimit = 1'000'000;
 constexpr double kTokenEpsilon = 1e-9;
@@ -36,13 +34,13 @@ Result<ThrottleSettings> ThrottleSettings::fromOptions(const Options& opts) {
   ThrottleSettings s;
   s.rate = opts.getDouble("rate");
   if (!(s.rate > 0) || s.rate > kMaxRate) {
-    return invalidArgument(optionLocation(opts, "rate") +
+    return invalidArgument(locateOption(opts, "rate") +
                            ": must be above 0 and at most 1e9 records per second");
   }
   if (opts.has("burst")) {
     const int64_t burst = opts.getInt("burst");
     if (burst < 1 || burst > static_cast<int64_t>(kMaxRate)) {
-      return invalidArgument(optionLocation(opts, "burst") + ": must be between 1 and 1e9, got " +
+      return invalidArgument(locateOption(opts, "burst") + ": must be between 1 and 1e9, got " +
                              std::to_string(burst));
     }
     s.burst = static_cast<double>(burst);
@@ -51,7 +49,7 @@ Result<ThrottleSettings> ThrottleSettings::fromOptions(const Options& opts) {
   }
   const int64_t streams = opts.getInt("max_streams");
   if (streams < 1 || streams > kMaxStreamsLimit) {
-    return invalidArgument(optionLocation(opts, "max_streams") + ": must be between 1 and " +
+    return invalidArgument(locateOption(opts, "max_streams") + ": must be between 1 and " +
                            std::to_string(kMaxStreamsLimit) + ", got " + std::to_string(streams));
   }
   s.max_streams = static_cast<size_t>(streams);
