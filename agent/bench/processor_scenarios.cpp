@@ -38,6 +38,10 @@ constexpr ProcessorCase kCases[] = {
     {"filter", "filter", R"(expression: 'value > 25 and site == "plant-7"')"},
     {"filter-regex", "filter", R"(expression: 'sensor =~ "^temp-1[0-4]"')"},
     {"filter-nested-or", "filter", R"(expression: '(unit == "F" or not ok) or (value < 16 and exists(ts))')"},
+    {"deadband", "deadband", "field: value\nkey: [sensor]\nthreshold: 0.5\nmax_interval: 1m"},
+    {"aggregate", "aggregate", "window: 1m\nkey: [sensor]\nfields: [value]"},
+    {"throttle-pass", "throttle", "rate: 1000000000"},       // every record has a token
+    {"throttle-refuse", "throttle", "rate: 100\nburst: 100"},  // nearly all refused
 };
 
 int64_t threadCpuNs() {
