@@ -124,11 +124,8 @@ AggregateProcessor::AggregateProcessor(AggregateSettings settings, std::string i
     prefix += ":{";
     field_prefixes_.push_back(std::move(prefix));
   }
+  not_numeric_records_ = processors::passedRecordsCounter(metrics, instance, "not_numeric");
   if (metrics != nullptr) {
-    not_numeric_records_ = &metrics->counter(
-        "ferry_processor_passed_records_total",
-        {{"processor", instance}, {"reason", "not_numeric"}},
-        "Records a processor let through unchanged because it could not judge them");
     not_numeric_values_ = &metrics->counter("ferry_processor_skipped_values_total",
                                             {{"processor", instance}, {"reason", "not_numeric"}},
                                             "Field values a processor left out of its results");

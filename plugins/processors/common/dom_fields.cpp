@@ -168,6 +168,15 @@ bool RecordParser::parse(std::string_view record, simdjson::dom::element* root) 
   return true;
 }
 
+Counter* passedRecordsCounter(MetricsRegistry* metrics, const std::string& instance,
+                              std::string_view reason) {
+  if (metrics == nullptr) return nullptr;
+  return &metrics->counter("ferry_processor_passed_records_total",
+                           {{"processor", instance}, {"reason", std::string(reason)}},
+                           "Records a processor let through unchanged because it could not "
+                           "judge them");
+}
+
 std::string optionItemLocation(const Options& opts, std::string_view key, size_t index) {
   return locateOption(opts, key) + "[" + std::to_string(index) + "]";
 }

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "ferry/metrics.h"
 #include "ferry/options.h"
 #include "ferry/plugin.h"
 #include "ferry/processor.h"
@@ -128,6 +129,12 @@ Result<std::unique_ptr<Processor>> makeProcessor(const PluginContext& ctx, const
   return std::unique_ptr<Processor>(
       std::make_unique<P>(std::move(s).value(), ctx.name, *ctx.clock, ctx.metrics));
 }
+
+// The counter ferry_processor_passed_records_total{processor=<instance>,reason=<reason>}:
+// records a processor let through unchanged because it could not judge them. Null when
+// `metrics` is null.
+Counter* passedRecordsCounter(MetricsRegistry* metrics, const std::string& instance,
+                              std::string_view reason);
 
 // locateOption() of an item of the list option `key`: "file:line: processors[0].key[1]".
 std::string optionItemLocation(const Options& opts, std::string_view key, size_t index);

@@ -7,10 +7,6 @@
 namespace ferry {
 namespace {
 
-constexpr std::string_view kPassedMetric = "ferry_processor_passed_records_total";
-constexpr std::string_view kPassedHelp =
-    "Records a processor let through unchanged because it could not judge them";
-
 constexpr OptionSpec kOptions[] = {
     {.key = "field",
      .type = OptionType::kString,
@@ -77,12 +73,8 @@ Result<DeadbandSettings> DeadbandSettings::fromOptions(const Options& opts) {
 DeadbandProcessor::DeadbandProcessor(DeadbandSettings settings, std::string instance,
                                      const Clock& clock, MetricsRegistry* metrics)
     : settings_(std::move(settings)), clock_(clock) {
-  if (metrics != nullptr) {
-    not_numeric_ = &metrics->counter(
-        kPassedMetric, {{"processor", instance}, {"reason", "not_numeric"}}, kPassedHelp);
-    key_limit_ = &metrics->counter(kPassedMetric,
-                                   {{"processor", instance}, {"reason", "key_limit"}}, kPassedHelp);
-  }
+  not_numeric_ = processors::passedRecordsCounter(metrics, instance, "not_numeric");
+  key_limit_ = processors::passedRecordsCounter(metrics, instance, "key_limit");
   series_.reserve(std::min<size_t>(settings_.max_keys, 1024));
 }
 
