@@ -84,6 +84,18 @@ bool DeadbandProcessor::moved(double last, double value) const {
   return change > std::fabs(last) * settings_.threshold_percent / 100.0;
 }
 
+bool DeadbandProcessor::forgetExpired(SteadyTime now) {
+  // A series that has not reported for max_interval would report its next record anyway, as
+  // a first record does: forgetting it changes nothing. Sweeps are spaced by a tenth of
+  // max_interval so that a table full of live series is not scanned for every record.
+  if (settings_.max_interval <= Duration::zero() || now < next_sweep_) return false;
+  next_sweep_ = now + settings_.max_interval / 10;
+  std::erase_if(series_, [&](const auto& entry) {
+    return now - entry.second.last_at >= settings_.max_interval;
+  });
+  return series_.size() < settings_.max_keys;
+}
+
 Status DeadbandProcessor::process(std::string_view stream, const RecordBatch& in, RecordBatch& out,
                                   ProcessResult& result) {
   const SteadyTime now = clock_.now();
@@ -107,7 +119,7 @@ Status DeadbandProcessor::process(std::string_view stream, const RecordBatch& in
     settings_.key.build(stream, root, key_);
     auto it = series_.find(std::string_view(key_));
     if (it == series_.end()) {
-      if (series_.size() >= settings_.max_keys) {
+      if (series_.size() >= settings_.max_keys && !forgetExpired(now)) {
         ++key_limit;
         out.append(record);
         continue;

@@ -6,8 +6,10 @@
 //
 // Records whose field is missing or not a number (a string, a bool, null, an object) go on
 // unchanged and do not touch the series' state: the processor only suppresses what it can
-// compare. So do records of a new series once `max_keys` series are known. Both are counted
-// in ferry_processor_passed_records_total{processor,reason="not_numeric"|"key_limit"}.
+// compare. So do records of a new series once `max_keys` series are known (with
+// max_interval set, series that have not reported for max_interval are forgotten first to
+// make room: their next record would be reported anyway). Both are counted in
+// ferry_processor_passed_records_total{processor,reason="not_numeric"|"key_limit"}.
 // A record that is not a JSON object is refused (reason "bad_json").
 //
 // Time comes from the injected clock's steady time (read once per batch).
@@ -66,12 +68,16 @@ class DeadbandProcessor final : public Processor {
 
   // True when `value` differs enough from `last` to be reported.
   bool moved(double last, double value) const;
+  // With the table full: forgets the series whose last report is max_interval old (at most
+  // once per max_interval / 10); true when that made room.
+  bool forgetExpired(SteadyTime now);
 
   const DeadbandSettings settings_;
   const Clock& clock_;
   processors::RecordParser parser_;
   processors::StringMap<Series> series_;
   std::string key_;  // scratch: the key of the current record
+  SteadyTime next_sweep_{};
   Counter* not_numeric_ = nullptr;
   Counter* key_limit_ = nullptr;
 };

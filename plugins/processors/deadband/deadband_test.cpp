@@ -161,6 +161,30 @@ TEST_SUITE("processors.deadband") {
     CHECK(h.passed("key_limit") == 4);
   }
 
+  TEST_CASE("with max_interval, a full table forgets series that have not reported for it") {
+    Harness h;
+    Options o = opts("v", 100);
+    o.set("key", std::vector<std::string>{"id"}, {});
+    o.set("max_keys", int64_t{2}, {});
+    o.set("max_interval", Duration(10s), {});
+    REQUIRE(h.make(o).isOk());
+    const std::string a = R"({"id":"a","v":1})";
+    const std::string b = R"({"id":"b","v":1})";
+    const std::string c = R"({"id":"c","v":1})";
+    CHECK(h.run({a, b}).size() == 2);
+    h.clock.advance(5s);
+    CHECK(h.run({a}).empty());
+    CHECK(h.run({c}) == std::vector<std::string>{c});  // no series is old enough yet
+    CHECK(h.passed("key_limit") == 1);
+    h.clock.advance(5s);                                  // a and b last reported 10 s ago
+    CHECK(h.run({c, c}) == std::vector<std::string>{c});  // c takes a freed slot
+    CHECK(h.result.filtered == 1);
+    CHECK(h.passed("key_limit") == 1);
+    CHECK(static_cast<DeadbandProcessor*>(h.proc.get())->keyCount() == 1);
+    // A forgotten series starts again with a first record, as max_interval would have it.
+    CHECK(h.run({a, a}) == std::vector<std::string>{a});
+  }
+
   TEST_CASE("a missing or non-numeric field goes on unchanged; bad JSON is refused") {
     Harness h;
     REQUIRE(h.make(opts("v", 1)).isOk());
