@@ -13,6 +13,7 @@ namespace {
 
 using processors::DomField;
 
+constexpr std::string_view kReasonKeyLimit = "aggregate_key_limit";
 constexpr std::string_view kStatNames[] = {"count", "min", "max", "mean", "sum", "last"};
 constexpr Duration kMinWindow = std::chrono::milliseconds(100);
 constexpr Duration kMaxTick = std::chrono::seconds(1);
@@ -183,10 +184,9 @@ Status AggregateProcessor::process(std::string_view stream, const RecordBatch& i
       out.append(record);
       continue;
     }
-    skipped += odd;
     if (st == nullptr) {
       if (key_count_ >= settings_.max_keys) {
-        result.drop("aggregate_key_limit");
+        result.drop(kReasonKeyLimit);
         continue;
       }
       auto [it, inserted] = streams_.emplace(std::string(stream), StreamState{});
@@ -197,13 +197,14 @@ Status AggregateProcessor::process(std::string_view stream, const RecordBatch& i
     auto it = st->series.find(std::string_view(key_));
     if (it == st->series.end()) {
       if (key_count_ >= settings_.max_keys) {
-        result.drop("aggregate_key_limit");
+        result.drop(kReasonKeyLimit);
         continue;
       }
       it = st->series.emplace(key_, Series{}).first;
       it->second.stats.resize(nfields);
       ++key_count_;
     }
+    skipped += odd;  // counted only for records that were taken
     Series& s = it->second;
     if (!s.has_data) {
       s.has_data = true;
