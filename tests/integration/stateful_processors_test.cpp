@@ -83,12 +83,16 @@ TEST_SUITE("integration.processors") {
 
     const std::string metrics = "127.0.0.1:" + std::to_string(freePort());
     writeFile(dir.file("ferry.yaml"),
-              "agent: { id: it-proc, data_dir: " + dir.file("data") + " }\n"
-              "buffer: { type: memory }\n"
-              "metrics: { listen: \"" + metrics + "\" }\n"
-              "inputs:\n" +
+              "agent: { id: it-proc, data_dir: " + dir.file("data") +
+                  " }\n"
+                  "buffer: { type: memory }\n"
+                  "metrics: { listen: \"" +
+                  metrics +
+                  "\" }\n"
+                  "inputs:\n" +
                   catInput("db", dir.file("db.ndjson")) + catInput("agg", dir.file("agg.ndjson")) +
-                  catInput("th", dir.file("th.ndjson")) + catInput("fast", dir.file("fast.ndjson")) +
+                  catInput("th", dir.file("th.ndjson")) +
+                  catInput("fast", dir.file("fast.ndjson")) +
                   "processors:\n"
                   "  - type: deadband\n"
                   "    match: db\n"
@@ -131,11 +135,13 @@ TEST_SUITE("integration.processors") {
     REQUIRE(got);
     const std::string m = httpGet(metrics, "/metrics");
     CHECK(metricValue(m, "ferry_dropped_records_total{reason=\"throttled\"}") == 15);
-    CHECK(metricValue(m, "ferry_processor_records_total{processor=\"deadband\",result=\"filtered\"}") ==
-          3);
-    CHECK(metricValue(m, "ferry_processor_passed_records_total{processor=\"deadband\",reason=\"not_numeric\"}") ==
-          1);
-    CHECK(metricValue(m, "ferry_processor_records_total{processor=\"hourly\",result=\"filtered\"}") == 4);
+    CHECK(metricValue(
+              m, "ferry_processor_records_total{processor=\"deadband\",result=\"filtered\"}") == 3);
+    CHECK(metricValue(m,
+                      "ferry_processor_passed_records_total{processor=\"deadband\",reason=\"not_"
+                      "numeric\"}") == 1);
+    CHECK(metricValue(
+              m, "ferry_processor_records_total{processor=\"hourly\",result=\"filtered\"}") == 4);
 
     ferry.signal(SIGTERM);
     const auto code = ferry.wait(6s);
@@ -146,12 +152,14 @@ TEST_SUITE("integration.processors") {
           std::vector<std::string>{"{\"id\":\"a\",\"v\":10}", "{\"id\":\"b\",\"v\":5}",
                                    "{\"id\":\"b\",\"v\":\"err\"}", "{\"id\":\"a\",\"v\":11.5}",
                                    "{\"id\":\"b\",\"v\":3.5}"});
-    CHECK(lines(readFile(dir.file("out/th.ndjson"))) ==
-          std::vector<std::string>{"{\"n\":0}", "{\"n\":1}", "{\"n\":2}", "{\"n\":3}", "{\"n\":4}"});
+    CHECK(
+        lines(readFile(dir.file("out/th.ndjson"))) ==
+        std::vector<std::string>{"{\"n\":0}", "{\"n\":1}", "{\"n\":2}", "{\"n\":3}", "{\"n\":4}"});
 
     const std::vector<std::string> quick = lines(readFile(dir.file("out/fast.ndjson")));
     REQUIRE(quick.size() == 1);
-    CHECK(withoutBounds(quick[0], 200) == "{\"window_start\":S,\"window_end\":E,\"x\":{\"count\":10,\"sum\":55}}");
+    CHECK(withoutBounds(quick[0], 200) ==
+          "{\"window_start\":S,\"window_end\":E,\"x\":{\"count\":10,\"sum\":55}}");
 
     // The record without a number went on at once; the hour's window came with the stop.
     const std::vector<std::string> hourly = lines(readFile(dir.file("out/agg.ndjson")));
