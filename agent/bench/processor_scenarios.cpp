@@ -55,6 +55,10 @@ constexpr ProcessorCase kCases[] = {
     {"sample", "sample", "rate: 0.1"},
     {"parse-json", "parse", "format: json", Shape::kMessageJson},
     {"parse-logfmt", "parse", "format: logfmt", Shape::kMessageLogfmt},
+    {"deadband", "deadband", "field: value\nkey: [sensor]\nthreshold: 0.5\nmax_interval: 1m"},
+    {"aggregate", "aggregate", "window: 1m\nkey: [sensor]\nfields: [value]"},
+    {"throttle-pass", "throttle", "rate: 1000000000"},       // every record has a token
+    {"throttle-refuse", "throttle", "rate: 100\nburst: 100"},  // nearly all refused
 };
 
 int64_t threadCpuNs() {

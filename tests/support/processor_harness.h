@@ -1,5 +1,7 @@
-// Building a processor plugin from YAML options and running batches through it, for the
-// processor plugins' unit tests. Thread-safety: one test thread.
+// Processors under test, built through their descriptor's factory as the agent builds them:
+// free functions for stateless processors (options as YAML, system clock) and
+// ProcessorHarness for processors that keep state over time (manual clock, ticks by hand,
+// metrics). Thread-safety: one test thread.
 #pragma once
 
 #include <doctest/doctest.h>
@@ -7,11 +9,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "agent/config/loader.h"
 #include "ferry/metrics.h"
 #include "ferry/plugin.h"
+#include "ferry/processor.h"
+#include "tests/support/fakes.h"
 
 namespace ferry::test {
 
@@ -69,5 +74,84 @@ inline uint64_t dropped(const ProcessResult& r, std::string_view reason) {
   }
   return 0;
 }
+
+// Keeps what tick() emits, with the stream it was emitted on.
+class CaptureTickSink final : public TickSink {
+ public:
+  void emit(std::string_view stream, const RecordBatch& batch) override {
+    for (size_t i = 0; i < batch.size(); ++i) records.emplace_back(stream, batch[i]);
+  }
+  std::vector<std::pair<std::string, std::string>> records;  // (stream, record)
+};
+
+class ProcessorHarness {
+ public:
+  // `name` is the instance name the factory gets (it labels the processor's metrics).
+  ProcessorHarness(const PluginDescriptor& descriptor, std::string name)
+      : descriptor_(descriptor), name_(std::move(name)) {}
+
+  // Builds the processor from `opts`; the factory's error when it refuses them.
+  Status make(const Options& opts) {
+    PluginContext ctx;
+    ctx.agent_id = "edge-01";
+    ctx.name = name_;
+    ctx.clock = &clock;
+    ctx.metrics = &metrics;
+    auto made = descriptor_.make_processor(ctx, opts);
+    if (!made.isOk()) return made.status();
+    proc = std::move(made).value();
+    return Status::ok();
+  }
+
+  // One process() call; returns the records that went on. `result` holds its counts.
+  std::vector<std::string> run(const std::vector<std::string>& records,
+                               std::string_view stream = "s") {
+    RecordBatch in;
+    RecordBatch out;
+    for (const std::string& r : records) in.append(r);
+    result = ProcessResult{};
+    REQUIRE(proc->process(stream, in, out, result).isOk());
+    std::vector<std::string> got;
+    for (size_t i = 0; i < out.size(); ++i) got.emplace_back(out[i]);
+    return got;
+  }
+
+  // One tick() at the clock's time; returns the records it emitted (sink.records also has
+  // their streams).
+  std::vector<std::string> tick(bool final = false) {
+    sink.records.clear();
+    ProcessResult r;
+    proc->tick(clock.now(), final, sink, r);
+    CHECK(r.dropped.empty());
+    std::vector<std::string> got;
+    for (const auto& [stream, record] : sink.records) got.push_back(record);
+    return got;
+  }
+
+  // Records the last run() refused for `reason`.
+  uint64_t dropped(std::string_view reason) const {
+    for (const auto& [r, n] : result.dropped) {
+      if (r == reason) return n;
+    }
+    return 0;
+  }
+
+  // A counter of this processor: `family`{processor=<name>[,reason=<reason>]}.
+  uint64_t counter(std::string_view family, std::string_view reason = {}) const {
+    Labels labels = {{"processor", name_}};
+    if (!reason.empty()) labels.emplace_back("reason", std::string(reason));
+    return metrics.counterValue(family, labels);
+  }
+
+  ManualClock clock;
+  MetricsRegistry metrics;
+  std::unique_ptr<Processor> proc;
+  ProcessResult result;
+  CaptureTickSink sink;
+
+ private:
+  const PluginDescriptor& descriptor_;
+  const std::string name_;
+};
 
 }  // namespace ferry::test
