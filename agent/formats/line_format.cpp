@@ -43,40 +43,48 @@ bool hasByte(std::string_view s, char c) { return std::memchr(s.data(), c, s.siz
 
 enum class NumberKind { kNotNumber, kNumber, kOutOfRange };
 
-// Whether `s` is a JSON number (RFC 8259 grammar) that a 64-bit integer (integers) or a
-// double (the rest) holds: 1e400, 1e-400 and integers beyond 64 bits are kOutOfRange.
-NumberKind classifyJsonNumber(std::string_view s) {
+// Whether `s` is a JSON number (RFC 8259 grammar); `*integral`: without fraction or exponent,
+// `*int_digits`: the length of the integer part (sign included).
+bool isJsonNumberText(std::string_view s, bool* integral, size_t* int_digits) {
   const size_t n = s.size();
   size_t i = 0;
   if (i < n && s[i] == '-') ++i;
-  if (i == n) return NumberKind::kNotNumber;
+  if (i == n) return false;
   if (s[i] == '0') {
     ++i;
   } else if (s[i] >= '1' && s[i] <= '9') {
     while (i < n && isDigit(s[i])) ++i;
   } else {
-    return NumberKind::kNotNumber;
+    return false;
   }
-  const size_t int_end = i;
-  bool integral = true;
+  *int_digits = i;
+  *integral = true;
   if (i < n && s[i] == '.') {
     ++i;
     const size_t d = i;
     while (i < n && isDigit(s[i])) ++i;
-    if (i == d) return NumberKind::kNotNumber;
-    integral = false;
+    if (i == d) return false;
+    *integral = false;
   }
   if (i < n && (s[i] == 'e' || s[i] == 'E')) {
     ++i;
     if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
     const size_t d = i;
     while (i < n && isDigit(s[i])) ++i;
-    if (i == d) return NumberKind::kNotNumber;
-    integral = false;
+    if (i == d) return false;
+    *integral = false;
   }
-  if (i != n) return NumberKind::kNotNumber;
+  return i == n;
+}
+
+// Whether `s` is a JSON number that a 64-bit integer (integers) or a double (the rest)
+// holds: 1e400, 1e-400 and integers beyond 64 bits are kOutOfRange.
+NumberKind classifyJsonNumber(std::string_view s) {
+  bool integral = false;
+  size_t int_end = 0;
+  if (!isJsonNumberText(s, &integral, &int_end)) return NumberKind::kNotNumber;
   const char* b = s.data();
-  const char* e = s.data() + n;
+  const char* e = s.data() + s.size();
   if (integral) {
     if (int_end <= 18) return NumberKind::kNumber;  // at most 18 digits (and a sign) always fit
     std::errc ec;
@@ -89,6 +97,9 @@ NumberKind classifyJsonNumber(std::string_view s) {
     }
     return ec == std::errc() ? NumberKind::kNumber : NumberKind::kOutOfRange;
   }
+  // Without an exponent a double holds any decimal with up to 308 integer digits (tiny ones
+  // round to 0, as simdjson does for json).
+  if (int_end <= 300 && s.find_first_of("eE") == std::string_view::npos) return NumberKind::kNumber;
   double v = 0;
   const auto r = std::from_chars(b, e, v);
   return r.ec == std::errc() && std::isfinite(v) ? NumberKind::kNumber : NumberKind::kOutOfRange;
@@ -252,7 +263,9 @@ std::string_view appendInfluxValue(std::string& out, std::string_view t) {
   const auto r = std::from_chars(b, e, v);
   if (r.ec == std::errc::result_out_of_range) return line_reason::kNumberOutOfRange;
   if (r.ec != std::errc() || r.ptr != e || !std::isfinite(v)) return line_reason::kBadInflux;
-  if (classifyJsonNumber(t) == NumberKind::kNumber) {
+  bool integral = false;
+  size_t int_digits = 0;
+  if (isJsonNumberText(t, &integral, &int_digits)) {
     out.append(t);  // as written
   } else {
     char buf[32];  // ".5", "1.", "+2": the shortest text of the same double
