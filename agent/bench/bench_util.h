@@ -63,44 +63,50 @@ inline SensorReading sensorReading(uint64_t i) {
           1500 + static_cast<unsigned>((h >> 20) % 2000)};
 }
 
-// Writes "temp-042" (8 bytes) at p; returns the end.
-inline char* putSensorName(char* p, unsigned sensor) {
-  std::memcpy(p, "temp-", 5);
-  p[5] = static_cast<char>('0' + sensor / 100);
-  p[6] = static_cast<char>('0' + sensor / 10 % 10);
-  p[7] = static_cast<char>('0' + sensor % 10);
-  return p + 8;
-}
+// Builds one line of sensor data in a fixed buffer (no allocation; at most 192 bytes).
+class LineWriter {
+ public:
+  LineWriter& put(std::string_view s) {
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+    return *this;
+  }
+  LineWriter& num(uint64_t v) {
+    p_ = std::to_chars(p_, buf_ + sizeof buf_, v).ptr;
+    return *this;
+  }
+  // "temp-042"
+  LineWriter& sensor(unsigned sensor) {
+    put("temp-");
+    *p_++ = static_cast<char>('0' + sensor / 100);
+    *p_++ = static_cast<char>('0' + sensor / 10 % 10);
+    *p_++ = static_cast<char>('0' + sensor % 10);
+    return *this;
+  }
+  // 2745 → "27.45"
+  LineWriter& centi(unsigned centi) {
+    num(centi / 100);
+    *p_++ = '.';
+    *p_++ = static_cast<char>('0' + centi / 10 % 10);
+    *p_++ = static_cast<char>('0' + centi % 10);
+    return *this;
+  }
+  std::string_view text() const { return {buf_, static_cast<size_t>(p_ - buf_)}; }
 
-// Writes "27.45" at p (end `e`); returns the end.
-inline char* putCenti(char* p, char* e, unsigned centi) {
-  p = std::to_chars(p, e, centi / 100).ptr;
-  *p++ = '.';
-  *p++ = static_cast<char>('0' + centi / 10 % 10);
-  *p++ = static_cast<char>('0' + centi % 10);
-  return p;
-}
+ private:
+  char buf_[192];
+  char* p_ = buf_;
+};
 
 // ~92 bytes of sensor JSON (reading i), appended to `batch` as one record. Written with
 // to_chars: the generator is the benchmark's input, not the agent's work, so it must not
 // dominate the profile.
 inline void sensorRecord(RecordBatch& batch, uint64_t i) {
   const SensorReading r = sensorReading(i);
-  char buf[160];
-  char* const e = buf + sizeof buf;
-  char* p = buf;
-  auto put = [&](std::string_view s) {
-    std::memcpy(p, s.data(), s.size());
-    p += s.size();
-  };
-  put("{\"ts\":");
-  p = std::to_chars(p, e, r.ts_ms).ptr;
-  put(",\"sensor\":\"");
-  p = putSensorName(p, r.sensor);
-  put("\",\"site\":\"plant-7\",\"value\":");
-  p = putCenti(p, e, r.centi);
-  put(",\"unit\":\"C\",\"ok\":true}");
-  batch.mutableData().append(buf, static_cast<size_t>(p - buf));
+  LineWriter w;
+  w.put("{\"ts\":").num(r.ts_ms).put(",\"sensor\":\"").sensor(r.sensor);
+  w.put("\",\"site\":\"plant-7\",\"value\":").centi(r.centi).put(",\"unit\":\"C\",\"ok\":true}");
+  batch.mutableData().append(w.text());
   batch.commitRecord();
 }
 

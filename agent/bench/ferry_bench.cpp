@@ -125,6 +125,20 @@ DiskBufferOptions benchBufferOptions(const std::string& dir) {
   return o;
 }
 
+// The disk buffer with one output, `output`; nullptr (after
+// saying why) when it cannot be opened.
+std::unique_ptr<DiskBuffer> openBenchBuffer(const DiskBufferOptions& options, MetricsRegistry& metrics,
+                                            const std::string& output) {
+  auto opened = DiskBuffer::open(options, metrics, systemClock());
+  if (!opened.isOk()) {
+    std::fprintf(stderr, "open: %s\n", opened.status().toString().c_str());
+    return nullptr;
+  }
+  std::vector<std::string> outs = {output};
+  (void)(*opened)->setOutputs(outs);
+  return std::move(opened).value();
+}
+
 // `live`: the output drains while records arrive (uplink up, the normal case);
 // otherwise every record is appended first and drained afterwards (after an outage).
 int bufferAppend(uint64_t records, bool live) {
@@ -136,14 +150,9 @@ int bufferAppend(uint64_t records, bool live) {
   uint64_t input_bytes = 0;
   uint64_t stored_bytes = 0;
   {
-    auto opened = DiskBuffer::open(benchBufferOptions(dir), metrics, systemClock());
-    if (!opened.isOk()) {
-      std::fprintf(stderr, "open: %s\n", opened.status().toString().c_str());
-      return 1;
-    }
-    DiskBuffer& buffer = **opened;
-    std::vector<std::string> outs = {"null"};
-    (void)buffer.setOutputs(outs);
+    std::unique_ptr<DiskBuffer> opened = openBenchBuffer(benchBufferOptions(dir), metrics, "null");
+    if (!opened) return 1;
+    DiskBuffer& buffer = *opened;
     std::atomic<uint64_t> delivered{0};
     SenderOptions so;
     so.name = "null";
@@ -209,14 +218,9 @@ int tailParse(uint64_t records) {
   double cpu = 0;
   uint64_t stored = 0;
   {
-    auto opened = DiskBuffer::open(options, metrics, systemClock());
-    if (!opened.isOk()) {
-      std::fprintf(stderr, "open: %s\n", opened.status().toString().c_str());
-      return 1;
-    }
-    DiskBuffer& buffer = **opened;
-    std::vector<std::string> outs = {"out"};
-    (void)buffer.setOutputs(outs);
+    std::unique_ptr<DiskBuffer> opened = openBenchBuffer(options, metrics, "out");
+    if (!opened) return 1;
+    DiskBuffer& buffer = *opened;
     Pipeline pipeline(buffer, BatchingOptions{}, "bench", 0, metrics, systemClock());
     Emitter& emitter = pipeline.emitterFor(inst.name, inst.stream);
     InputRunner runner(inst.name, std::move(input).value(), emitter, metrics, systemClock());
@@ -260,24 +264,20 @@ int bufferReopen(uint64_t records) {
   DiskBufferOptions o = benchBufferOptions(dir);
   o.fsync = false;  // filling is not what is measured
   {
-    auto opened = DiskBuffer::open(o, metrics, systemClock());
-    if (!opened.isOk()) return 1;
-    std::vector<std::string> outs = {"null"};
-    (void)(*opened)->setOutputs(outs);
-    emitAll(**opened, metrics, records);
+    std::unique_ptr<DiskBuffer> opened = openBenchBuffer(o, metrics, "null");
+    if (!opened) return 1;
+    emitAll(*opened, metrics, records);
   }
   auto t0 = std::chrono::steady_clock::now();
   uint64_t first_records = 0;
   uint64_t held = 0;
   {
-    auto opened = DiskBuffer::open(o, metrics, systemClock());
-    if (!opened.isOk()) return 1;
-    std::vector<std::string> outs = {"null"};
-    (void)(*opened)->setOutputs(outs);
-    auto first = (*opened)->read("null", 0, 1, std::chrono::milliseconds(0));
+    std::unique_ptr<DiskBuffer> opened = openBenchBuffer(o, metrics, "null");
+    if (!opened) return 1;
+    auto first = opened->read("null", 0, 1, std::chrono::milliseconds(0));
     if (!first.isOk() || first->empty()) return 1;
     first_records = (*first)[0]->records.size();
-    held = (*opened)->stats().records;
+    held = opened->stats().records;
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf(
         "{\"scenario\":\"buffer-reopen\",\"records\":%llu,\"seconds\":%.3f,\"records_per_s\":0,"

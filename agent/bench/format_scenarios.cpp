@@ -53,53 +53,28 @@ void appendLine(std::string& out, LineFormat format, uint64_t i) {
     return;
   }
   const SensorReading r = sensorReading(i);
-  char buf[160];
-  char* const e = buf + sizeof buf;
-  char* p = buf;
-  auto put = [&](std::string_view s) {
-    std::memcpy(p, s.data(), s.size());
-    p += s.size();
-  };
+  LineWriter w;
   switch (format) {
     case LineFormat::kText:
-    case LineFormat::kRegex:
-      // "1764000000123 plant-7 temp-042: value=27.45 unit=C"
-      p = std::to_chars(p, e, r.ts_ms).ptr;
-      put(" plant-7 ");
-      p = putSensorName(p, r.sensor);
-      put(": value=");
-      p = putCenti(p, e, r.centi);
-      put(" unit=C");
+    case LineFormat::kRegex:  // "1764000000123 plant-7 temp-042: value=27.45 unit=C"
+      w.num(r.ts_ms).put(" plant-7 ").sensor(r.sensor).put(": value=").centi(r.centi);
+      w.put(" unit=C");
       break;
     case LineFormat::kLogfmt:
-      put("ts=");
-      p = std::to_chars(p, e, r.ts_ms).ptr;
-      put(" sensor=");
-      p = putSensorName(p, r.sensor);
-      put(" site=plant-7 value=");
-      p = putCenti(p, e, r.centi);
-      put(" unit=C ok=true");
+      w.put("ts=").num(r.ts_ms).put(" sensor=").sensor(r.sensor).put(" site=plant-7 value=");
+      w.centi(r.centi).put(" unit=C ok=true");
       break;
     case LineFormat::kCsv:
-      p = std::to_chars(p, e, r.ts_ms).ptr;
-      put(",");
-      p = putSensorName(p, r.sensor);
-      put(",plant-7,");
-      p = putCenti(p, e, r.centi);
-      put(",C,true");
+      w.num(r.ts_ms).put(",").sensor(r.sensor).put(",plant-7,").centi(r.centi).put(",C,true");
       break;
     case LineFormat::kInflux:
-      put("sensors,sensor=");
-      p = putSensorName(p, r.sensor);
-      put(",site=plant-7 value=");
-      p = putCenti(p, e, r.centi);
-      put(",unit=\"C\",ok=t ");
-      p = std::to_chars(p, e, r.ts_ms * 1000000).ptr;
+      w.put("sensors,sensor=").sensor(r.sensor).put(",site=plant-7 value=").centi(r.centi);
+      w.put(",unit=\"C\",ok=t ").num(r.ts_ms * 1000000);
       break;
     case LineFormat::kJson:
       break;
   }
-  out.append(buf, static_cast<size_t>(p - buf));
+  out.append(w.text());
 }
 
 int runCase(const Case& c, uint64_t records) {
