@@ -45,9 +45,12 @@ class Pipeline::InputEmitter final : public Emitter {
     const SteadyTime deadline = SteadyTime(std::chrono::steady_clock::now().time_since_epoch()) + wait;
     return pipeline_.emit(*this, batch, streamOr(stream), nullptr, &deadline);
   }
-  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream, Duration wait) override {
     std::pair<uint64_t, uint64_t> range{0, 0};
-    FERRY_RETURN_IF_ERROR(pipeline_.emit(*this, batch, streamOr(stream), nullptr, nullptr, &range));
+    SteadyTime deadline{};
+    if (wait != Duration::max()) deadline = SteadyTime(std::chrono::steady_clock::now().time_since_epoch()) + wait;
+    FERRY_RETURN_IF_ERROR(pipeline_.emit(*this, batch, streamOr(stream), nullptr,
+                                         wait == Duration::max() ? nullptr : &deadline, &range));
     std::lock_guard lock(tracked_mu_);
     tracked_.push_back(range);
     return range.second;
@@ -169,8 +172,12 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
   }
   std::unique_lock lock(mu_);
   // Back-pressure: wait for the writer to drain the staging area.
+  // An emit with a deadline also waits while the buffer refuses appends (full): its caller
+  // would rather push back on its source than have records wait in the stage.
   auto has_room = [&] {
-    return inputs_stopping_ || staged_bytes_ == 0 || staged_bytes_ + batch.bytes() <= options_.staging_max_bytes;
+    if (inputs_stopping_) return true;
+    if (deadline != nullptr && buffer_full_) return false;
+    return staged_bytes_ == 0 || staged_bytes_ + batch.bytes() <= options_.staging_max_bytes;
   };
   if (deadline == nullptr) {
     space_cv_.wait(lock, has_room);
@@ -309,9 +316,11 @@ void Pipeline::writerLoop() {
       st = buffer_.append(part, wait);
       if (st.isOk()) {
         done += part.size();
+        setBufferFull(false);
         if (done == work.size()) break;
         continue;
       }
+      if (st.code() == StatusCode::kResourceExhausted) setBufferFull(true);
       if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kCancelled) break;
       if (stopping && clock_.now() >= deadline) break;
       // kResourceExhausted: the quota is full and append already waited for acks. Go on one
@@ -355,6 +364,15 @@ void Pipeline::writerLoop() {
     staged_bytes_ -= std::min(staged_bytes_, bytes);
     space_cv_.notify_all();
   }
+}
+
+void Pipeline::setBufferFull(bool full) {
+  {
+    std::lock_guard lock(mu_);
+    if (buffer_full_ == full) return;
+    buffer_full_ = full;
+  }
+  if (!full) space_cv_.notify_all();
 }
 
 Status Pipeline::waitCommitted(std::pair<uint64_t, uint64_t> range, Duration d) {

@@ -89,6 +89,7 @@ class Pipeline {
   // Writer thread: stores the queued input dead letters (lock held on entry and exit).
   void storeDeadLettersLocked(std::unique_lock<std::mutex>& lock);
   void writerLoop();
+  void setBufferFull(bool full);  // writer thread
 
   Buffer& buffer_;
   const BatchingOptions options_;
@@ -125,6 +126,7 @@ class Pipeline {
   bool inputs_stopping_ = false;
   bool writer_stopping_ = false;
   bool writer_stopped_ = false;
+  bool buffer_full_ = false;  // the writer's last append was refused for lack of room
   SteadyTime flush_deadline_{};
   uint64_t shutdown_dropped_ = 0;
   bool carry_ = false;               // flushAndStop(…, carry): keep what cannot be appended

@@ -47,6 +47,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "ferry/options.h"
@@ -146,6 +147,37 @@ struct LineOutcome {
 
   bool appended() const { return kind == Kind::kRecord; }
   bool refused() const { return kind == Kind::kRefused; }
+};
+
+// Refused lines per reason, for a caller that counts them once per batch
+// (Emitter::countDropped). Reasons must have static storage (line_reason constants). A fixed
+// table: no allocation; reasons beyond its size share the last slot's count under "other".
+class LineDropTally {
+ public:
+  void add(std::string_view reason, uint64_t n = 1) {
+    for (auto& [r, c] : slots_) {
+      if (r == reason || r.empty()) {
+        r = reason;
+        c += n;
+        return;
+      }
+    }
+    slots_.back().first = "other";
+    slots_.back().second += n;
+  }
+  // Calls fn(reason, count) for every reason seen since the last drain, then forgets them.
+  template <class Fn>
+  void drain(Fn&& fn) {
+    for (auto& [r, c] : slots_) {
+      if (r.empty()) break;
+      if (c > 0) fn(r, c);
+      r = {};
+      c = 0;
+    }
+  }
+
+ private:
+  std::array<std::pair<std::string_view, uint64_t>, 16> slots_{};
 };
 
 // Appends one pre-serialised member `"key":"value"` (JSON-escaped) to `extra`, with a comma
