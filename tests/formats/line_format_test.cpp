@@ -447,6 +447,33 @@ TEST_SUITE("formats.line_format") {
     CHECK_FALSE(parseLineFormat("xml", &f));
   }
 
+  TEST_CASE("LineDropTally counts refusals per reason until drained") {
+    LineDropTally tally;
+    tally.add(line_reason::kBadJson);
+    tally.add(line_reason::kNulByte, 3);
+    tally.add(line_reason::kBadJson);
+    std::vector<std::pair<std::string, uint64_t>> seen;
+    auto collect = [&](std::string_view r, uint64_t n) { seen.emplace_back(std::string(r), n); };
+    tally.drain(collect);
+    CHECK(seen == std::vector<std::pair<std::string, uint64_t>>{{"bad_json", 2}, {"nul_byte", 3}});
+    seen.clear();
+    tally.drain(collect);
+    CHECK(seen.empty());
+
+    // More distinct reasons than slots: the last slot counts the rest as "other".
+    static const std::vector<std::string> kMany = [] {
+      std::vector<std::string> v;
+      for (int i = 0; i < 20; ++i) v.push_back("reason_" + std::to_string(i));
+      return v;
+    }();
+    for (const std::string& r : kMany) tally.add(r);
+    tally.drain(collect);
+    REQUIRE(seen.size() == 16);
+    CHECK(seen[0] == std::pair<std::string, uint64_t>{"reason_0", 1});
+    CHECK(seen[14] == std::pair<std::string, uint64_t>{"reason_14", 1});
+    CHECK(seen[15] == std::pair<std::string, uint64_t>{"other", 5});
+  }
+
   TEST_CASE("appendExtraMember builds the extra member list") {
     std::string extra;
     appendExtraMember(extra, "path", "/var/log/a \"b\".log");
