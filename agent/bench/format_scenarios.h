@@ -5,7 +5,7 @@
 
 namespace ferry::bench {
 
-// Prints one JSON line per format; returns the process exit code.
+// Prints one JSON line per format; returns the process exit code. Runs on the calling thread.
 int formatsScenario(uint64_t records);
 
 }  // namespace ferry::bench

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ferry/json.h"
+#include "tests/support/alloc_counter.h"
 
 using namespace ferry;
 using Kind = LineOutcome::Kind;
@@ -530,6 +531,46 @@ TEST_SUITE("formats.line_format") {
     }
     // Quadratic work on 8 MiB would take hours; this bound is loose enough for a busy machine.
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
+  }
+
+  TEST_CASE("no heap allocation per line once the buffers have their working size") {
+    struct Case {
+      LineFormat format;
+      std::vector<std::string> lines;  // good and bad lines, parsed in turn
+    };
+    const std::vector<Case> cases = {
+        {LineFormat::kJson,
+         {R"({"ts":1,"s":"a\"b","v":[1.5,true]})", "{\"a\":\n1}", "[1]", "{\"a\":1e400}"}},
+        {LineFormat::kText, {"plain line", "esc \"q\" \t ü", "bad \xff"}},
+        {LineFormat::kLogfmt, {"a=1 b=\"x \\\"y\\\"\" c=2.5 flag", "k=\"open"}},
+        {LineFormat::kCsv, {"1,\"a \"\"b\"\"\",true", "1,2", "a,b,c"}},
+        {LineFormat::kInflux, {"m,t\\ k=v\\,w f=1.5,s=\"q\\\"\",i=3i 17", "m f=abc"}},
+        {LineFormat::kRegex, {"x=1 y=2", "no"}},
+    };
+    for (const Case& c : cases) {
+      CAPTURE(lineFormatName(c.format));
+      LineFormatSpec spec;
+      spec.format = c.format;
+      spec.columns = {"a", "b", "c"};
+      spec.pattern = "x=(?<x>\\d+) y=(?<y>\\d+)";
+      LineParser p = makeParser(spec);
+      RecordBatch batch;
+      batch.reserve(256, 64 << 10);
+      uint64_t appended = 0;
+      auto pass = [&](int rounds) {
+        for (int i = 0; i < rounds; ++i) {
+          for (const std::string& line : c.lines) {
+            appended += p.parse(line, batch, R"("path":"/p")").appended();
+            if (batch.size() >= 200) batch.clear();
+          }
+        }
+      };
+      pass(50);  // warm-up: scratch buffers grow
+      test::startCountingAllocations();
+      pass(2000);
+      CHECK(test::stopCountingAllocations() == 0);
+      CHECK(appended > 0);
+    }
   }
 
   TEST_CASE("a parser is reused for many lines without state leaking between them") {
