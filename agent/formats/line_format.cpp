@@ -220,6 +220,48 @@ void appendInt(std::string& out, Int v) {
   out.append(buf, r.ptr);
 }
 
+// Whether `s` is an integer in its shortest form (optional '-' when `allow_minus`, no leading
+// zero) whose magnitude is at most `max` (the digits of the type's limit): then it can be
+// copied as it is, without a conversion.
+bool isPlainInteger(std::string_view s, bool allow_minus, std::string_view max) {
+  if (allow_minus && !s.empty() && s[0] == '-') s.remove_prefix(1);
+  if (s.empty() || s.size() > max.size() || (s[0] == '0' && s.size() > 1)) return false;
+  for (const char c : s) {
+    if (!isDigit(c)) return false;
+  }
+  return s.size() < max.size() || s <= max;
+}
+
+constexpr std::string_view kInt64Max = "9223372036854775807";
+constexpr std::string_view kUint64Max = "18446744073709551615";
+
+// An integer field value or timestamp: the digits of `t` (int64 when `is_signed`, else
+// uint64), written in shortest form. Returns the refusal reason, or empty when appended.
+std::string_view appendInfluxInteger(std::string& out, std::string_view t, bool is_signed) {
+  if (isPlainInteger(t, is_signed, is_signed ? kInt64Max : kUint64Max)) {
+    out.append(t);
+    return {};
+  }
+  const char* b = t.data();
+  const char* e = t.data() + t.size();
+  if (b == e || (*b != '-' && !isDigit(*b)) || (!is_signed && *b == '-')) {
+    return line_reason::kBadInflux;
+  }
+  std::from_chars_result r;
+  if (is_signed) {
+    int64_t v = 0;
+    r = std::from_chars(b, e, v);
+    if (r.ec == std::errc() && r.ptr == e) appendInt(out, v);
+  } else {
+    uint64_t v = 0;
+    r = std::from_chars(b, e, v);
+    if (r.ec == std::errc() && r.ptr == e) appendInt(out, v);
+  }
+  if (r.ec == std::errc::result_out_of_range) return line_reason::kNumberOutOfRange;
+  if (r.ec != std::errc() || r.ptr != e) return line_reason::kBadInflux;
+  return {};
+}
+
 // A line-protocol field value that is not a string: integer (123i), unsigned (123u),
 // boolean, or float. Returns the refusal reason, or empty when appended.
 std::string_view appendInfluxValue(std::string& out, std::string_view t) {
@@ -232,45 +274,32 @@ std::string_view appendInfluxValue(std::string& out, std::string_view t) {
     out.append("false");
     return {};
   }
-  const char* b = t.data();
-  const char* e = t.data() + t.size();
   if (t.back() == 'i' || t.back() == 'u') {
-    --e;
-    if (b == e || (*b != '-' && !isDigit(*b)) || (t.back() == 'u' && *b == '-')) {
-      return line_reason::kBadInflux;
-    }
-    std::from_chars_result r;
-    if (t.back() == 'i') {
-      int64_t v = 0;
-      r = std::from_chars(b, e, v);
-      if (r.ec == std::errc() && r.ptr == e) appendInt(out, v);
-    } else {
-      uint64_t v = 0;
-      r = std::from_chars(b, e, v);
-      if (r.ec == std::errc() && r.ptr == e) appendInt(out, v);
-    }
-    if (r.ec == std::errc::result_out_of_range) return line_reason::kNumberOutOfRange;
-    if (r.ec != std::errc() || r.ptr != e) return line_reason::kBadInflux;
-    return {};
+    return appendInfluxInteger(out, t.substr(0, t.size() - 1), t.back() == 'i');
   }
+  switch (classifyJsonNumber(t)) {
+    case NumberKind::kNumber:
+      out.append(t);  // as written
+      return {};
+    case NumberKind::kOutOfRange:
+      return line_reason::kNumberOutOfRange;
+    case NumberKind::kNotNumber:
+      break;
+  }
+  // Forms JSON lacks (".5", "1.", "+2"): the shortest text of the same double.
   for (const char c : t) {
     if (!isDigit(c) && c != '.' && c != 'e' && c != 'E' && c != '-' && c != '+') {
       return line_reason::kBadInflux;
     }
   }
-  if (*b == '+') ++b;  // from_chars takes no '+'
+  const char* b = t.data() + (t[0] == '+' ? 1 : 0);  // from_chars takes no '+'
+  const char* e = t.data() + t.size();
   double v = 0;
   const auto r = std::from_chars(b, e, v);
   if (r.ec == std::errc::result_out_of_range) return line_reason::kNumberOutOfRange;
   if (r.ec != std::errc() || r.ptr != e || !std::isfinite(v)) return line_reason::kBadInflux;
-  bool integral = false;
-  size_t int_digits = 0;
-  if (isJsonNumberText(t, &integral, &int_digits)) {
-    out.append(t);  // as written
-  } else {
-    char buf[32];  // ".5", "1.", "+2": the shortest text of the same double
-    out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
-  }
+  char buf[32];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
   return {};
 }
 
@@ -741,12 +770,9 @@ LineOutcome LineParser::State::parseInflux(std::string_view line, std::string& d
   if (i < n) {
     const size_t ts = i;
     while (i < n && line[i] != ' ') ++i;
-    int64_t t = 0;
-    const auto r = std::from_chars(line.data() + ts, line.data() + i, t);
-    if (r.ec == std::errc::result_out_of_range) return refused(line_reason::kNumberOutOfRange);
-    if (r.ec != std::errc() || r.ptr != line.data() + i) return bad;
     d.append(",\"time\":");
-    appendInt(d, t);
+    const std::string_view why = appendInfluxInteger(d, line.substr(ts, i - ts), true);
+    if (!why.empty()) return refused(why);
     while (i < n && line[i] == ' ') ++i;
     if (i < n) return bad;
   }

@@ -276,6 +276,17 @@ TEST_SUITE("formats.line_format") {
         R"({"measurement":"m","tags":{},"fields":{"s":"with space, comma=equals"},"time":1,"topic":"t"})");
     CHECK(record(p, "m,loc=Zürich temp=21.5") ==
           R"({"measurement":"m","tags":{"loc":"Zürich"},"fields":{"temp":21.5}})");
+    CHECK(
+        record(
+            p,
+            "m a=9223372036854775807i,b=-9223372036854775808i,c=18446744073709551615u,d=-0i 007") ==
+        R"({"measurement":"m","tags":{},"fields":{"a":9223372036854775807,)"
+        R"("b":-9223372036854775808,"c":18446744073709551615,"d":-0},"time":7})");
+    CHECK(refusal(p, "m a=9223372036854775808i") == line_reason::kNumberOutOfRange);
+    CHECK(refusal(p, "m a=18446744073709551616u") == line_reason::kNumberOutOfRange);
+    CHECK(refusal(p, "m a=1i 9223372036854775808") == line_reason::kNumberOutOfRange);
+    CHECK(refusal(p, "m a=1i 12x") == line_reason::kBadInflux);
+    CHECK(refusal(p, "m a=i") == line_reason::kBadInflux);
     CHECK(skip(p, "# a comment") == line_reason::kComment);
     CHECK(skip(p, "   ") == line_reason::kEmptyLine);
     CHECK(refusal(p, "cpu,host=a") == line_reason::kBadInflux);
