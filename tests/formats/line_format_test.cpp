@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/config/loader.h"
 #include "ferry/json.h"
 #include "tests/support/alloc_counter.h"
 
@@ -484,6 +485,47 @@ TEST_SUITE("formats.line_format") {
     CHECK(seen[0] == std::pair<std::string, uint64_t>{"reason_0", 1});
     CHECK(seen[14] == std::pair<std::string, uint64_t>{"reason_14", 1});
     CHECK(seen[15] == std::pair<std::string, uint64_t>{"other", 5});
+  }
+
+  TEST_CASE("options: the shared table validated by the config loader, flat and nested") {
+    static constexpr OptionSpec kOwn[] = {{.key = "paths", .type = OptionType::kStringList}};
+    static constexpr auto kTable = withLineFormatOptions(kOwn);
+    Result<Options> o =
+        optionsFromYaml("paths: [a]\nformat: csv\ncolumns: [x, y]\ndelimiter: \";\"\n", kTable);
+    REQUIRE_MESSAGE(o.isOk(), o.status().toString());
+    Result<LineFormatSpec> s = lineFormatSpecFromOptions(*o);
+    REQUIRE_MESSAGE(s.isOk(), s.status().toString());
+    CHECK(s->format == LineFormat::kCsv);
+    CHECK(s->columns == std::vector<std::string>{"x", "y"});
+    CHECK(s->delimiter == ';');
+    CHECK(s->invalid_utf8 == InvalidUtf8::kDrop);
+
+    o = optionsFromYaml("paths: [a]\n", kTable);  // the table's defaults
+    REQUIRE(o.isOk());
+    s = lineFormatSpecFromOptions(*o);
+    REQUIRE(s.isOk());
+    CHECK(s->format == LineFormat::kJson);
+    CHECK(s->delimiter == ',');
+
+    o = optionsFromYaml("paths: [a]\nformat: xml\n", kTable);
+    REQUIRE_FALSE(o.isOk());
+    CHECK(o.status().message().find("format") != std::string::npos);
+
+    o = optionsFromYaml("paths: [a]\nformat: regex\npattern: \"(?<a>x\"\n", kTable);
+    REQUIRE(o.isOk());
+    s = lineFormatSpecFromOptions(*o);
+    REQUIRE_FALSE(s.isOk());
+    CHECK_MESSAGE(
+        s.status().message().find(":3: pattern: does not compile at offset 6") != std::string::npos,
+        s.status().message());
+
+    static constexpr OptionSpec kNested[] = {
+        {.key = "parse", .type = OptionType::kObject, .fields = kLineFormatOptions}};
+    o = optionsFromYaml("parse: {format: logfmt}\n", kNested);
+    REQUIRE_MESSAGE(o.isOk(), o.status().toString());
+    s = lineFormatSpecFromOptions(*o, "parse.");
+    REQUIRE_MESSAGE(s.isOk(), s.status().toString());
+    CHECK(s->format == LineFormat::kLogfmt);
   }
 
   TEST_CASE("appendExtraMember builds the extra member list") {
