@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ namespace ferry {
 struct AgentSection {
   std::string id;        // defaults to the hostname
   std::string data_dir;  // state of the agent and its plugins
+  std::string plugins_dir;  // out-of-tree plugins (*.so); empty: none
 };
 
 struct LogSection {
@@ -61,10 +63,12 @@ struct PluginInstance {
   const PluginDescriptor* descriptor = nullptr;
   std::string name;
   std::string stream;  // inputs: the stream their records belong to
-  std::string match;   // outputs: glob over stream names
+  std::string match;   // outputs, processors: glob over stream names
   RetrySection retry;  // outputs
   Options options;     // plugin-specific keys, validated against descriptor->options
 };
+
+class LoadedPlugins;  // agent/core/plugin_loader.h
 
 struct Config {
   std::string source;    // file path, or "<embedded default>"
@@ -75,7 +79,11 @@ struct Config {
   BufferSection buffer;
   MetricsSection metrics;
   std::vector<PluginInstance> inputs;
+  std::vector<PluginInstance> processors;  // in config order: the order they apply in
   std::vector<PluginInstance> outputs;
+  // The libraries of agent.plugins_dir; instances' descriptors may point into them, so
+  // every copy of the Config keeps them loaded. Null without plugins_dir.
+  std::shared_ptr<const LoadedPlugins> plugins;
 };
 
 }  // namespace ferry

@@ -26,11 +26,13 @@ class ScopedCheckpoints final : public CheckpointReader {
 
 class Pipeline::InputEmitter final : public Emitter {
  public:
-  InputEmitter(Pipeline& p, std::string input, std::string stream, Counter& records, std::string route = {})
+  InputEmitter(Pipeline& p, std::string input, std::string stream, Counter& records, std::string route = {},
+               bool until_flush = false)
       : pipeline_(p),
         input_(std::move(input)),
         stream_(std::move(stream)),
         route_(std::move(route)),
+        until_flush_(until_flush),
         records_(records),
         checkpoints_(p.buffer_, input_ + "/") {}
 
@@ -103,6 +105,7 @@ class Pipeline::InputEmitter final : public Emitter {
   const std::string input_;
   const std::string stream_;
   const std::string route_;
+  const bool until_flush_;  // accepts records after stopInputs() (tickEmitterFor)
   Counter& records_;
   ScopedCheckpoints checkpoints_;
 };
@@ -137,6 +140,13 @@ Emitter& Pipeline::routedEmitterFor(const std::string& input, const std::string&
   Counter& c = metrics_.counter("ferry_input_records_total", {{"input", input}},
                                 "records accepted from each input");
   emitters_.push_back(std::make_unique<InputEmitter>(*this, input, input, c, route));
+  return *emitters_.back();
+}
+
+Emitter& Pipeline::tickEmitterFor(const std::string& input) {
+  Counter& c = metrics_.counter("ferry_input_records_total", {{"input", input}},
+                                "records accepted from each input");
+  emitters_.push_back(std::make_unique<InputEmitter>(*this, input, input, c, std::string(), true));
   return *emitters_.back();
 }
 
@@ -185,7 +195,7 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
                                    has_room)) {
     return resourceExhausted("the buffer takes no more records right now");
   }
-  if (inputs_stopping_) return cancelled("agent is stopping");
+  if (inputs_stopping_ && (!from.until_flush_ || writer_stopping_)) return cancelled("agent is stopping");
   const uint64_t first_cut = cut_count_ + 1;
 
   auto it = std::find_if(open_.begin(), open_.end(), [&](const OpenBlock& o) {

@@ -52,6 +52,12 @@ class Pipeline {
   // given with each emit. Used to forward dead letters to their configured output.
   Emitter& routedEmitterFor(const std::string& input, const std::string& route);
 
+  // An emitter for records the core itself produces (processor ticks, input "processor:<name>";
+  // the stream is given with each emit). Unlike input emitters it still accepts records after
+  // stopInputs() — without waiting for room then — until flushAndStop(), so what processors
+  // flush at stop is stored with the rest.
+  Emitter& tickEmitterFor(const std::string& input);
+
   // Starts the writer thread.
   void start();
 
