@@ -16,6 +16,17 @@
 //                    appended (draining a backlog after an outage).
 //   buffer-reopen    appends N records (default 10,000,000) unacked, closes, then times
 //                    opening the buffer and reading the first block ("seconds").
+//   tail-parse       N lines (default 1,000,000) of the same JSON written to a file first (not
+//                    timed); then the real `tail` input (options validated by the config
+//                    loader, built by its descriptor's factory, run by an InputRunner as the
+//                    agent does) reads the file into a Pipeline and the disk buffer (same
+//                    settings as buffer-append, no sender). records_per_s: from the input's
+//                    start until every record is committed (the pipeline flushed);
+//                    disk_bytes_per_input_byte: this process's write_bytes / file bytes;
+//                    cpu_seconds: CPU time of all threads over that time (on a busy machine
+//                    wall time also counts waiting for a core).
+//   formats          the line-format parsers alone, ns per line for each format
+//                    (format_scenarios.cpp).
 //   tail-http        file → tail → disk buffer → http output → `ferry receive`
 //   replay-drain     the same after an outage: drain a stored backlog
 //                    (both in upstream_scenarios.cpp).
@@ -34,12 +45,16 @@
 #include <unistd.h>
 
 #include "agent/bench/bench_util.h"
+#include "agent/bench/format_scenarios.h"
 #include "agent/bench/processor_scenarios.h"
 #include "agent/bench/upstream_scenarios.h"
 #include "agent/buffer/disk_buffer.h"
 #include "agent/buffer/memory_buffer.h"
 #include "agent/codec/key_file.h"
+#include "agent/config/loader.h"
+#include "agent/core/input_runner.h"
 #include "agent/core/pipeline.h"
+#include "agent/core/registry.h"
 #include "agent/core/sender.h"
 #include "ferry/log.h"
 
@@ -48,6 +63,7 @@ namespace {
 using namespace ferry;
 using ferry::bench::peakRssMb;
 using ferry::bench::processWriteBytes;
+using ferry::bench::sensorRecord;
 
 
 // Counts delivered records and forgets them.
@@ -62,41 +78,6 @@ class DiscardOutput final : public Output {
  private:
   std::atomic<uint64_t>& count_;
 };
-
-// ~92 bytes of sensor JSON, distinct per record. Written with to_chars: the generator is
-// the benchmark's input, not the agent's work, so it must not dominate the profile.
-void sensorRecord(RecordBatch& batch, uint64_t i) {
-  std::string& d = batch.mutableData();
-  char buf[160];
-  char* p = buf;
-  auto put = [&](std::string_view s) {
-    std::memcpy(p, s.data(), s.size());
-    p += s.size();
-  };
-  // Noisy like real readings: sensor and value from a hash of i (splitmix64), so zstd sees
-  // realistic entropy instead of a counting pattern; timestamps advance ~1 ms per record.
-  uint64_t h = i + 0x9e3779b97f4a7c15ull;
-  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
-  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
-  h ^= h >> 31;
-  put("{\"ts\":");
-  p = std::to_chars(p, buf + sizeof buf, 1764000000000ull + i + (h & 3)).ptr;
-  put(",\"sensor\":\"temp-");
-  const unsigned sensor = static_cast<unsigned>((h >> 8) % 500);
-  *p++ = static_cast<char>('0' + sensor / 100);
-  *p++ = static_cast<char>('0' + sensor / 10 % 10);
-  *p++ = static_cast<char>('0' + sensor % 10);
-  put("\",\"site\":\"plant-7\",\"value\":");
-  const unsigned centi = 1500 + static_cast<unsigned>((h >> 20) % 2000);
-  p = std::to_chars(p, buf + sizeof buf, centi / 100).ptr;
-  *p++ = '.';
-  *p++ = static_cast<char>('0' + centi / 10 % 10);
-  *p++ = static_cast<char>('0' + centi % 10);
-  put(",\"unit\":\"C\",\"ok\":true}");
-  d.append(buf, static_cast<size_t>(p - buf));
-  batch.commitRecord();
-}
-
 
 std::string tempDir() {
   const char* base = std::getenv("TMPDIR");
@@ -147,6 +128,20 @@ DiskBufferOptions benchBufferOptions(const std::string& dir) {
   return o;
 }
 
+// The disk buffer with one output, `output`; nullptr (after
+// saying why) when it cannot be opened.
+std::unique_ptr<DiskBuffer> openBenchBuffer(const DiskBufferOptions& options, MetricsRegistry& metrics,
+                                            const std::string& output) {
+  auto opened = DiskBuffer::open(options, metrics, systemClock());
+  if (!opened.isOk()) {
+    std::fprintf(stderr, "open: %s\n", opened.status().toString().c_str());
+    return nullptr;
+  }
+  std::vector<std::string> outs = {output};
+  (void)(*opened)->setOutputs(outs);
+  return std::move(opened).value();
+}
+
 // `live`: the output drains while records arrive (uplink up, the normal case);
 // otherwise every record is appended first and drained afterwards (after an outage).
 int bufferAppend(uint64_t records, bool live) {
@@ -158,14 +153,9 @@ int bufferAppend(uint64_t records, bool live) {
   uint64_t input_bytes = 0;
   uint64_t stored_bytes = 0;
   {
-    auto opened = DiskBuffer::open(benchBufferOptions(dir), metrics, systemClock());
-    if (!opened.isOk()) {
-      std::fprintf(stderr, "open: %s\n", opened.status().toString().c_str());
-      return 1;
-    }
-    DiskBuffer& buffer = **opened;
-    std::vector<std::string> outs = {"null"};
-    (void)buffer.setOutputs(outs);
+    std::unique_ptr<DiskBuffer> opened = openBenchBuffer(benchBufferOptions(dir), metrics, "null");
+    if (!opened) return 1;
+    DiskBuffer& buffer = *opened;
     std::atomic<uint64_t> delivered{0};
     SenderOptions so;
     so.name = "null";
@@ -194,30 +184,103 @@ int bufferAppend(uint64_t records, bool live) {
   return 0;
 }
 
+int tailParse(uint64_t records) {
+  const std::string dir = tempDir();
+  const std::string file = dir + "/sensors.ndjson";
+  const uint64_t input_bytes = ferry::bench::writeRecordsFile(file, records, sensorRecord);
+  // The input as the agent builds it: options checked by the loader against the plugin's
+  // table, then the descriptor's factory (the output is required by the loader, not built).
+  const std::string yaml = "agent: { id: bench, data_dir: " + dir + " }\n"
+                           "inputs:\n"
+                           "  - { name: sensors, type: tail, paths: [" + file + "], format: json,\n"
+                           "      start_at: beginning, poll_interval: 10ms }\n"
+                           "outputs:\n"
+                           "  - { name: out, type: stdout }\n";
+  auto loaded = loadConfigText(yaml, "<bench>", PluginRegistry::builtin());
+  if (!loaded.config) {
+    for (const auto& p : loaded.problems) std::fprintf(stderr, "%s\n", p.toString().c_str());
+    return 1;
+  }
+  const PluginInstance& inst = loaded.config->inputs.at(0);
+  MetricsRegistry metrics;
+  PluginContext ctx;
+  ctx.agent_id = "bench";
+  ctx.name = inst.name;
+  ctx.data_dir = dir;
+  ctx.clock = &systemClock();
+  ctx.metrics = &metrics;
+  auto input = inst.descriptor->make_input(ctx, inst.options);
+  if (!input.isOk()) {
+    std::fprintf(stderr, "tail: %s\n", input.status().toString().c_str());
+    return 1;
+  }
+  const DiskBufferOptions options = benchBufferOptions(dir);
+  const uint64_t io0 = processWriteBytes();
+  double secs = 0;
+  double cpu0 = 0;
+  double cpu = 0;
+  uint64_t stored = 0;
+  {
+    std::unique_ptr<DiskBuffer> opened = openBenchBuffer(options, metrics, "out");
+    if (!opened) return 1;
+    DiskBuffer& buffer = *opened;
+    Pipeline pipeline(buffer, BatchingOptions{}, "bench", 0, metrics, systemClock());
+    Emitter& emitter = pipeline.emitterFor(inst.name, inst.stream);
+    InputRunner runner(inst.name, std::move(input).value(), emitter, metrics, systemClock());
+    cpu0 = ferry::bench::processCpuSeconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    pipeline.start();
+    runner.start();
+    const auto give_up = t0 + std::chrono::minutes(10);
+    while (metrics.counterValue("ferry_input_records_total", {{"input", inst.name}}) < records &&
+           std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    pipeline.stopInputs();
+    runner.stop();
+    runner.join();
+    pipeline.flushAndStop(std::chrono::steady_clock::now() + std::chrono::minutes(10));
+    secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    cpu = ferry::bench::processCpuSeconds() - cpu0;
+    stored = buffer.stats().records;
+  }
+  const uint64_t written = processWriteBytes() - io0;
+  std::filesystem::remove_all(dir);
+  if (stored != records) {
+    std::fprintf(stderr, "tail-parse: %llu of %llu records committed\n",
+                 static_cast<unsigned long long>(stored), static_cast<unsigned long long>(records));
+    return 1;
+  }
+  std::printf(
+      "{\"scenario\":\"tail-parse\",\"records\":%llu,\"seconds\":%.3f,\"records_per_s\":%.0f,"
+      "\"peak_rss_mb\":%.1f,\"disk_bytes_per_input_byte\":%.4f,\"upstream_bytes_per_input_byte\":0,"
+      "\"input_bytes\":%llu,\"disk_write_bytes\":%llu,\"cpu_seconds\":%.3f}\n",
+      static_cast<unsigned long long>(records), secs, static_cast<double>(records) / secs, peakRssMb(),
+      static_cast<double>(written) / static_cast<double>(input_bytes),
+      static_cast<unsigned long long>(input_bytes), static_cast<unsigned long long>(written), cpu);
+  return 0;
+}
+
 int bufferReopen(uint64_t records) {
   const std::string dir = tempDir();
   MetricsRegistry metrics;
   DiskBufferOptions o = benchBufferOptions(dir);
   o.fsync = false;  // filling is not what is measured
   {
-    auto opened = DiskBuffer::open(o, metrics, systemClock());
-    if (!opened.isOk()) return 1;
-    std::vector<std::string> outs = {"null"};
-    (void)(*opened)->setOutputs(outs);
-    emitAll(**opened, metrics, records);
+    std::unique_ptr<DiskBuffer> opened = openBenchBuffer(o, metrics, "null");
+    if (!opened) return 1;
+    emitAll(*opened, metrics, records);
   }
   auto t0 = std::chrono::steady_clock::now();
   uint64_t first_records = 0;
   uint64_t held = 0;
   {
-    auto opened = DiskBuffer::open(o, metrics, systemClock());
-    if (!opened.isOk()) return 1;
-    std::vector<std::string> outs = {"null"};
-    (void)(*opened)->setOutputs(outs);
-    auto first = (*opened)->read("null", 0, 1, std::chrono::milliseconds(0));
+    std::unique_ptr<DiskBuffer> opened = openBenchBuffer(o, metrics, "null");
+    if (!opened) return 1;
+    auto first = opened->read("null", 0, 1, std::chrono::milliseconds(0));
     if (!first.isOk() || first->empty()) return 1;
     first_records = (*first)[0]->records.size();
-    held = (*opened)->stats().records;
+    held = opened->stats().records;
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf(
         "{\"scenario\":\"buffer-reopen\",\"records\":%llu,\"seconds\":%.3f,\"records_per_s\":0,"
@@ -269,8 +332,8 @@ int main(int argc, char** argv) {
   std::string scenario = "all";
   uint64_t records = 0;
   app.add_option("--scenario", scenario,
-                 "pipeline-memory | buffer-append | buffer-backlog | buffer-reopen | tail-http | replay-drain | "
-                 "processors | all");
+                 "pipeline-memory | buffer-append | buffer-backlog | buffer-reopen | tail-parse | formats | "
+                 "tail-http | replay-drain | processors | all");
   app.add_option("--records", records, "records per scenario (default: the scenario's own)");
   std::string processor;
   app.add_option("--processor", processor, "processors scenario: only this case or processor type");
@@ -282,14 +345,16 @@ int main(int argc, char** argv) {
   if (scenario == "buffer-append") return bufferAppend(n(1'000'000), /*live=*/true);
   if (scenario == "buffer-backlog") return bufferAppend(n(1'000'000), /*live=*/false);
   if (scenario == "buffer-reopen") return bufferReopen(n(10'000'000));
+  if (scenario == "tail-parse") return tailParse(n(1'000'000));
+  if (scenario == "formats") return ferry::bench::formatsScenario(n(1'000'000));
   if (scenario == "tail-http" || scenario == "replay-drain") {
     return ferry::bench::upstreamScenario(scenario, n(1'000'000), sensorRecord);
   }
   if (scenario == "processors") return ferry::bench::processorScenario(n(1'000'000), sensorRecord, processor);
   if (scenario == "all") {
     int rc = 0;
-    for (const char* s : {"pipeline-memory", "buffer-append", "buffer-backlog", "buffer-reopen", "tail-http",
-                          "replay-drain", "processors"}) {
+    for (const char* s : {"pipeline-memory", "buffer-append", "buffer-backlog", "buffer-reopen", "tail-parse",
+                          "formats", "tail-http", "replay-drain", "processors"}) {
       std::string cmd = std::string("'") + argv[0] + "' --scenario " + s;
       if (records != 0) cmd += " --records " + std::to_string(records);
       std::fflush(stdout);

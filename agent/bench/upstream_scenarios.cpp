@@ -116,22 +116,6 @@ class Receiver {
   int out_fd_ = -1;
 };
 
-// 1 record per line, the same sensor JSON as the other scenarios.
-uint64_t writeInput(const std::string& path, uint64_t records, const std::function<void(RecordBatch&, uint64_t)>& gen) {
-  std::ofstream f(path, std::ios::binary);
-  RecordBatch batch;
-  uint64_t bytes = 0;
-  for (uint64_t i = 0; i < records;) {
-    batch.clear();
-    for (int k = 0; k < 10000 && i < records; ++k, ++i) gen(batch, i);
-    std::string nd;
-    batch.appendNdjson(nd);
-    f.write(nd.data(), static_cast<std::streamsize>(nd.size()));
-    bytes += batch.bytes();
-  }
-  return bytes;
-}
-
 std::string configText(const std::string& dir, const std::string& input, int port) {
   return "agent: { id: bench, data_dir: " + dir + "/data }\n"
          "log: { level: warn }\n"
@@ -166,7 +150,7 @@ int upstreamScenario(const std::string& name, uint64_t records,
   if (::mkdtemp(templ) == nullptr) return 1;
   const std::string dir = templ;
   const std::string input = dir + "/sensors.ndjson";
-  const uint64_t input_bytes = writeInput(input, records, gen);
+  const uint64_t input_bytes = writeRecordsFile(input, records, gen);
   if (!writeNewKeyFile(dir + "/at-rest.key").isOk()) return 1;
   const int port = freePort();
 

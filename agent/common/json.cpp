@@ -1,6 +1,19 @@
 #include "ferry/json.h"
 
+#include <array>
+
 namespace ferry {
+namespace {
+
+// Bytes that end a run of plain ASCII in appendJsonString: control characters, '"', '\\'
+// and every byte of a multi-byte sequence.
+constexpr std::array<bool, 256> kNotPlain = [] {
+  std::array<bool, 256> t{};
+  for (size_t c = 0; c < t.size(); ++c) t[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+  return t;
+}();
+
+}  // namespace
 
 size_t validUtf8SequenceLength(std::string_view s, size_t i) {
   const auto c = static_cast<unsigned char>(s[i]);
@@ -51,11 +64,7 @@ void appendJsonString(std::string& out, std::string_view s) {
       // Runs of plain ASCII are copied in one piece.
       if (c >= 0x20 && c != '"' && c != '\\') {
         size_t j = i + 1;
-        while (j < s.size()) {
-          const auto d = static_cast<unsigned char>(s[j]);
-          if (d < 0x20 || d >= 0x80 || d == '"' || d == '\\') break;
-          ++j;
-        }
+        while (j < s.size() && !kNotPlain[static_cast<unsigned char>(s[j])]) ++j;
         out.append(s.data() + i, j - i);
         i = j;
         continue;

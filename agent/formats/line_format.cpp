@@ -43,40 +43,48 @@ bool hasByte(std::string_view s, char c) { return std::memchr(s.data(), c, s.siz
 
 enum class NumberKind { kNotNumber, kNumber, kOutOfRange };
 
-// Whether `s` is a JSON number (RFC 8259 grammar) that a 64-bit integer (integers) or a
-// double (the rest) holds: 1e400, 1e-400 and integers beyond 64 bits are kOutOfRange.
-NumberKind classifyJsonNumber(std::string_view s) {
+// Whether `s` is a JSON number (RFC 8259 grammar); `*integral`: without fraction or exponent,
+// `*int_digits`: the length of the integer part (sign included).
+bool isJsonNumberText(std::string_view s, bool* integral, size_t* int_digits) {
   const size_t n = s.size();
   size_t i = 0;
   if (i < n && s[i] == '-') ++i;
-  if (i == n) return NumberKind::kNotNumber;
+  if (i == n) return false;
   if (s[i] == '0') {
     ++i;
   } else if (s[i] >= '1' && s[i] <= '9') {
     while (i < n && isDigit(s[i])) ++i;
   } else {
-    return NumberKind::kNotNumber;
+    return false;
   }
-  const size_t int_end = i;
-  bool integral = true;
+  *int_digits = i;
+  *integral = true;
   if (i < n && s[i] == '.') {
     ++i;
     const size_t d = i;
     while (i < n && isDigit(s[i])) ++i;
-    if (i == d) return NumberKind::kNotNumber;
-    integral = false;
+    if (i == d) return false;
+    *integral = false;
   }
   if (i < n && (s[i] == 'e' || s[i] == 'E')) {
     ++i;
     if (i < n && (s[i] == '+' || s[i] == '-')) ++i;
     const size_t d = i;
     while (i < n && isDigit(s[i])) ++i;
-    if (i == d) return NumberKind::kNotNumber;
-    integral = false;
+    if (i == d) return false;
+    *integral = false;
   }
-  if (i != n) return NumberKind::kNotNumber;
+  return i == n;
+}
+
+// Whether `s` is a JSON number that a 64-bit integer (integers) or a double (the rest)
+// holds: 1e400, 1e-400 and integers beyond 64 bits are kOutOfRange.
+NumberKind classifyJsonNumber(std::string_view s) {
+  bool integral = false;
+  size_t int_end = 0;
+  if (!isJsonNumberText(s, &integral, &int_end)) return NumberKind::kNotNumber;
   const char* b = s.data();
-  const char* e = s.data() + n;
+  const char* e = s.data() + s.size();
   if (integral) {
     if (int_end <= 18) return NumberKind::kNumber;  // at most 18 digits (and a sign) always fit
     std::errc ec;
@@ -89,6 +97,9 @@ NumberKind classifyJsonNumber(std::string_view s) {
     }
     return ec == std::errc() ? NumberKind::kNumber : NumberKind::kOutOfRange;
   }
+  // Without an exponent a double holds any decimal with up to 308 integer digits (tiny ones
+  // round to 0, as simdjson does for json).
+  if (int_end <= 300 && s.find_first_of("eE") == std::string_view::npos) return NumberKind::kNumber;
   double v = 0;
   const auto r = std::from_chars(b, e, v);
   return r.ec == std::errc() && std::isfinite(v) ? NumberKind::kNumber : NumberKind::kOutOfRange;
@@ -209,6 +220,48 @@ void appendInt(std::string& out, Int v) {
   out.append(buf, r.ptr);
 }
 
+// Whether `s` is an integer in its shortest form (optional '-' when `allow_minus`, no leading
+// zero) whose magnitude is at most `max` (the digits of the type's limit): then it can be
+// copied as it is, without a conversion.
+bool isPlainInteger(std::string_view s, bool allow_minus, std::string_view max) {
+  if (allow_minus && !s.empty() && s[0] == '-') s.remove_prefix(1);
+  if (s.empty() || s.size() > max.size() || (s[0] == '0' && s.size() > 1)) return false;
+  for (const char c : s) {
+    if (!isDigit(c)) return false;
+  }
+  return s.size() < max.size() || s <= max;
+}
+
+constexpr std::string_view kInt64Max = "9223372036854775807";
+constexpr std::string_view kUint64Max = "18446744073709551615";
+
+// An integer field value or timestamp: the digits of `t` (int64 when `is_signed`, else
+// uint64), written in shortest form. Returns the refusal reason, or empty when appended.
+std::string_view appendInfluxInteger(std::string& out, std::string_view t, bool is_signed) {
+  if (isPlainInteger(t, is_signed, is_signed ? kInt64Max : kUint64Max)) {
+    out.append(t);
+    return {};
+  }
+  const char* b = t.data();
+  const char* e = t.data() + t.size();
+  if (b == e || (*b != '-' && !isDigit(*b)) || (!is_signed && *b == '-')) {
+    return line_reason::kBadInflux;
+  }
+  std::from_chars_result r;
+  if (is_signed) {
+    int64_t v = 0;
+    r = std::from_chars(b, e, v);
+    if (r.ec == std::errc() && r.ptr == e) appendInt(out, v);
+  } else {
+    uint64_t v = 0;
+    r = std::from_chars(b, e, v);
+    if (r.ec == std::errc() && r.ptr == e) appendInt(out, v);
+  }
+  if (r.ec == std::errc::result_out_of_range) return line_reason::kNumberOutOfRange;
+  if (r.ec != std::errc() || r.ptr != e) return line_reason::kBadInflux;
+  return {};
+}
+
 // A line-protocol field value that is not a string: integer (123i), unsigned (123u),
 // boolean, or float. Returns the refusal reason, or empty when appended.
 std::string_view appendInfluxValue(std::string& out, std::string_view t) {
@@ -221,43 +274,32 @@ std::string_view appendInfluxValue(std::string& out, std::string_view t) {
     out.append("false");
     return {};
   }
-  const char* b = t.data();
-  const char* e = t.data() + t.size();
   if (t.back() == 'i' || t.back() == 'u') {
-    --e;
-    if (b == e || (*b != '-' && !isDigit(*b)) || (t.back() == 'u' && *b == '-')) {
-      return line_reason::kBadInflux;
-    }
-    std::from_chars_result r;
-    if (t.back() == 'i') {
-      int64_t v = 0;
-      r = std::from_chars(b, e, v);
-      if (r.ec == std::errc() && r.ptr == e) appendInt(out, v);
-    } else {
-      uint64_t v = 0;
-      r = std::from_chars(b, e, v);
-      if (r.ec == std::errc() && r.ptr == e) appendInt(out, v);
-    }
-    if (r.ec == std::errc::result_out_of_range) return line_reason::kNumberOutOfRange;
-    if (r.ec != std::errc() || r.ptr != e) return line_reason::kBadInflux;
-    return {};
+    return appendInfluxInteger(out, t.substr(0, t.size() - 1), t.back() == 'i');
   }
+  switch (classifyJsonNumber(t)) {
+    case NumberKind::kNumber:
+      out.append(t);  // as written
+      return {};
+    case NumberKind::kOutOfRange:
+      return line_reason::kNumberOutOfRange;
+    case NumberKind::kNotNumber:
+      break;
+  }
+  // Forms JSON lacks (".5", "1.", "+2"): the shortest text of the same double.
   for (const char c : t) {
     if (!isDigit(c) && c != '.' && c != 'e' && c != 'E' && c != '-' && c != '+') {
       return line_reason::kBadInflux;
     }
   }
-  if (*b == '+') ++b;  // from_chars takes no '+'
+  const char* b = t.data() + (t[0] == '+' ? 1 : 0);  // from_chars takes no '+'
+  const char* e = t.data() + t.size();
   double v = 0;
   const auto r = std::from_chars(b, e, v);
   if (r.ec == std::errc::result_out_of_range) return line_reason::kNumberOutOfRange;
   if (r.ec != std::errc() || r.ptr != e || !std::isfinite(v)) return line_reason::kBadInflux;
-  if (classifyJsonNumber(t) == NumberKind::kNumber) {
-    out.append(t);  // as written
-  } else {
-    char buf[32];  // ".5", "1.", "+2": the shortest text of the same double
-    out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
-  }
+  char buf[32];
+  out.append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
   return {};
 }
 
@@ -465,7 +507,6 @@ LineOutcome LineParser::State::parseJson(std::string_view line, RecordBatch& out
   if (b == e) return skipped(line_reason::kEmptyLine);
   const auto n = static_cast<size_t>(e - b);
   const std::string_view text(b, n);
-  if (hasByte(text, '\0')) return refused(line_reason::kNulByte);
   const char* buf = b;
   if (!is_padded) {
     if (padded_cap < n) {
@@ -478,6 +519,9 @@ LineOutcome LineParser::State::parseJson(std::string_view line, RecordBatch& out
   simdjson::dom::element doc;
   const simdjson::error_code err = json.parse(buf, n, false).get(doc);
   if (err != simdjson::SUCCESS) {
+    // simdjson refuses a NUL byte anywhere (raw control character in a string, or not a
+    // token), so looking for one only on this path costs the valid lines nothing.
+    if (hasByte(text, '\0')) return refused(line_reason::kNulByte);
     switch (err) {
       case simdjson::UTF8_ERROR:
         return refused(line_reason::kInvalidUtf8);
@@ -726,12 +770,9 @@ LineOutcome LineParser::State::parseInflux(std::string_view line, std::string& d
   if (i < n) {
     const size_t ts = i;
     while (i < n && line[i] != ' ') ++i;
-    int64_t t = 0;
-    const auto r = std::from_chars(line.data() + ts, line.data() + i, t);
-    if (r.ec == std::errc::result_out_of_range) return refused(line_reason::kNumberOutOfRange);
-    if (r.ec != std::errc() || r.ptr != line.data() + i) return bad;
     d.append(",\"time\":");
-    appendInt(d, t);
+    const std::string_view why = appendInfluxInteger(d, line.substr(ts, i - ts), true);
+    if (!why.empty()) return refused(why);
     while (i < n && line[i] == ' ') ++i;
     if (i < n) return bad;
   }

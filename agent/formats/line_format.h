@@ -34,7 +34,8 @@
 // `fields` are kLineFormatOptions and passes prefix "parse." (Options flattens nested keys).
 //
 // Threading: a LineParser is used by one thread at a time (build one per thread; make() is
-// cheap except for compiling a regex). Everything else here is stateless or constant.
+// cheap except for compiling a regex). LineDropTally is a value owned by one thread;
+// everything else here is stateless or constant.
 // Ownership: the parser owns its scratch buffers, simdjson parser and PCRE2 objects; it
 // appends to the caller's RecordBatch and keeps no reference to it or to the line.
 // Hot path: no heap allocation per line once the scratch buffers and the batch's arena have

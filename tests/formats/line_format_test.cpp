@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "agent/config/loader.h"
 #include "ferry/json.h"
+#include "tests/support/alloc_counter.h"
 
 using namespace ferry;
 using Kind = LineOutcome::Kind;
@@ -275,6 +277,17 @@ TEST_SUITE("formats.line_format") {
         R"({"measurement":"m","tags":{},"fields":{"s":"with space, comma=equals"},"time":1,"topic":"t"})");
     CHECK(record(p, "m,loc=Zürich temp=21.5") ==
           R"({"measurement":"m","tags":{"loc":"Zürich"},"fields":{"temp":21.5}})");
+    CHECK(
+        record(
+            p,
+            "m a=9223372036854775807i,b=-9223372036854775808i,c=18446744073709551615u,d=-0i 007") ==
+        R"({"measurement":"m","tags":{},"fields":{"a":9223372036854775807,)"
+        R"("b":-9223372036854775808,"c":18446744073709551615,"d":-0},"time":7})");
+    CHECK(refusal(p, "m a=9223372036854775808i") == line_reason::kNumberOutOfRange);
+    CHECK(refusal(p, "m a=18446744073709551616u") == line_reason::kNumberOutOfRange);
+    CHECK(refusal(p, "m a=1i 9223372036854775808") == line_reason::kNumberOutOfRange);
+    CHECK(refusal(p, "m a=1i 12x") == line_reason::kBadInflux);
+    CHECK(refusal(p, "m a=i") == line_reason::kBadInflux);
     CHECK(skip(p, "# a comment") == line_reason::kComment);
     CHECK(skip(p, "   ") == line_reason::kEmptyLine);
     CHECK(refusal(p, "cpu,host=a") == line_reason::kBadInflux);
@@ -447,6 +460,74 @@ TEST_SUITE("formats.line_format") {
     CHECK_FALSE(parseLineFormat("xml", &f));
   }
 
+  TEST_CASE("LineDropTally counts refusals per reason until drained") {
+    LineDropTally tally;
+    tally.add(line_reason::kBadJson);
+    tally.add(line_reason::kNulByte, 3);
+    tally.add(line_reason::kBadJson);
+    std::vector<std::pair<std::string, uint64_t>> seen;
+    auto collect = [&](std::string_view r, uint64_t n) { seen.emplace_back(std::string(r), n); };
+    tally.drain(collect);
+    CHECK(seen == std::vector<std::pair<std::string, uint64_t>>{{"bad_json", 2}, {"nul_byte", 3}});
+    seen.clear();
+    tally.drain(collect);
+    CHECK(seen.empty());
+
+    // More distinct reasons than slots: the last slot counts the rest as "other".
+    static const std::vector<std::string> kMany = [] {
+      std::vector<std::string> v;
+      for (int i = 0; i < 20; ++i) v.push_back("reason_" + std::to_string(i));
+      return v;
+    }();
+    for (const std::string& r : kMany) tally.add(r);
+    tally.drain(collect);
+    REQUIRE(seen.size() == 16);
+    CHECK(seen[0] == std::pair<std::string, uint64_t>{"reason_0", 1});
+    CHECK(seen[14] == std::pair<std::string, uint64_t>{"reason_14", 1});
+    CHECK(seen[15] == std::pair<std::string, uint64_t>{"other", 5});
+  }
+
+  TEST_CASE("options: the shared table validated by the config loader, flat and nested") {
+    static constexpr OptionSpec kOwn[] = {{.key = "paths", .type = OptionType::kStringList}};
+    static constexpr auto kTable = withLineFormatOptions(kOwn);
+    Result<Options> o =
+        optionsFromYaml("paths: [a]\nformat: csv\ncolumns: [x, y]\ndelimiter: \";\"\n", kTable);
+    REQUIRE_MESSAGE(o.isOk(), o.status().toString());
+    Result<LineFormatSpec> s = lineFormatSpecFromOptions(*o);
+    REQUIRE_MESSAGE(s.isOk(), s.status().toString());
+    CHECK(s->format == LineFormat::kCsv);
+    CHECK(s->columns == std::vector<std::string>{"x", "y"});
+    CHECK(s->delimiter == ';');
+    CHECK(s->invalid_utf8 == InvalidUtf8::kDrop);
+
+    o = optionsFromYaml("paths: [a]\n", kTable);  // the table's defaults
+    REQUIRE(o.isOk());
+    s = lineFormatSpecFromOptions(*o);
+    REQUIRE(s.isOk());
+    CHECK(s->format == LineFormat::kJson);
+    CHECK(s->delimiter == ',');
+
+    o = optionsFromYaml("paths: [a]\nformat: xml\n", kTable);
+    REQUIRE_FALSE(o.isOk());
+    CHECK(o.status().message().find("format") != std::string::npos);
+
+    o = optionsFromYaml("paths: [a]\nformat: regex\npattern: \"(?<a>x\"\n", kTable);
+    REQUIRE(o.isOk());
+    s = lineFormatSpecFromOptions(*o);
+    REQUIRE_FALSE(s.isOk());
+    CHECK_MESSAGE(
+        s.status().message().find(":3: pattern: does not compile at offset 6") != std::string::npos,
+        s.status().message());
+
+    static constexpr OptionSpec kNested[] = {
+        {.key = "parse", .type = OptionType::kObject, .fields = kLineFormatOptions}};
+    o = optionsFromYaml("parse: {format: logfmt}\n", kNested);
+    REQUIRE_MESSAGE(o.isOk(), o.status().toString());
+    s = lineFormatSpecFromOptions(*o, "parse.");
+    REQUIRE_MESSAGE(s.isOk(), s.status().toString());
+    CHECK(s->format == LineFormat::kLogfmt);
+  }
+
   TEST_CASE("appendExtraMember builds the extra member list") {
     std::string extra;
     appendExtraMember(extra, "path", "/var/log/a \"b\".log");
@@ -503,6 +584,50 @@ TEST_SUITE("formats.line_format") {
     }
     // Quadratic work on 8 MiB would take hours; this bound is loose enough for a busy machine.
     CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30));
+  }
+
+  TEST_CASE("no heap allocation per line once the buffers have their working size") {
+    if (!test::allocationCountingAvailable()) {
+      MESSAGE("allocation counting is off in this build (AddressSanitizer): not checked");
+      return;
+    }
+    struct Case {
+      LineFormat format;
+      std::vector<std::string> lines;  // good and bad lines, parsed in turn
+    };
+    const std::vector<Case> cases = {
+        {LineFormat::kJson,
+         {R"({"ts":1,"s":"a\"b","v":[1.5,true]})", "{\"a\":\n1}", "[1]", "{\"a\":1e400}"}},
+        {LineFormat::kText, {"plain line", "esc \"q\" \t ü", "bad \xff"}},
+        {LineFormat::kLogfmt, {"a=1 b=\"x \\\"y\\\"\" c=2.5 flag", "k=\"open"}},
+        {LineFormat::kCsv, {"1,\"a \"\"b\"\"\",true", "1,2", "a,b,c"}},
+        {LineFormat::kInflux, {"m,t\\ k=v\\,w f=1.5,s=\"q\\\"\",i=3i 17", "m f=abc"}},
+        {LineFormat::kRegex, {"x=1 y=2", "no"}},
+    };
+    for (const Case& c : cases) {
+      CAPTURE(lineFormatName(c.format));
+      LineFormatSpec spec;
+      spec.format = c.format;
+      spec.columns = {"a", "b", "c"};
+      spec.pattern = "x=(?<x>\\d+) y=(?<y>\\d+)";
+      LineParser p = makeParser(spec);
+      RecordBatch batch;
+      batch.reserve(256, 64 << 10);
+      uint64_t appended = 0;
+      auto pass = [&](int rounds) {
+        for (int i = 0; i < rounds; ++i) {
+          for (const std::string& line : c.lines) {
+            appended += p.parse(line, batch, R"("path":"/p")").appended();
+            if (batch.size() >= 200) batch.clear();
+          }
+        }
+      };
+      pass(50);  // warm-up: scratch buffers grow
+      test::startCountingAllocations();
+      pass(2000);
+      CHECK(test::stopCountingAllocations() == 0);
+      CHECK(appended > 0);
+    }
   }
 
   TEST_CASE("a parser is reused for many lines without state leaking between them") {
