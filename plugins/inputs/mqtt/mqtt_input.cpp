@@ -225,7 +225,8 @@ void MqttInput::runReader() {
     if (stop_.load()) break;
     if (connects_.load() != before) backoff.reset();
     const Duration wait = backoff.next();
-    logWarn(kLog, instance_, ": ", st.message(), "; reconnecting in ", formatDuration(wait));
+    logWarn(kLog, instance_, ": ", st.message(), "; reconnecting in ",
+            formatDuration(std::chrono::duration_cast<std::chrono::milliseconds>(wait)));
     if (sleepInterruptible(wait)) break;
   }
   ack_cv_.notify_all();

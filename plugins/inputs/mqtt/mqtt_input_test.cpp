@@ -1,0 +1,280 @@
+#include "plugins/inputs/mqtt/mqtt_input.h"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/support/fakes.h"
+#include "tests/support/mosquitto.h"
+#include "tests/support/process.h"
+
+namespace ferry {
+namespace {
+
+using namespace std::chrono_literals;
+using test::CaptureEmitter;
+
+size_t recordCount(CaptureEmitter& e) {
+  std::lock_guard lock(e.mu_);
+  return e.records.size();
+}
+
+std::vector<std::string> recordsOf(CaptureEmitter& e) {
+  std::lock_guard lock(e.mu_);
+  return e.records;
+}
+
+bool waitForRecords(CaptureEmitter& e, size_t n, std::chrono::milliseconds timeout = 10s) {
+  return test::eventually([&] { return recordCount(e) >= n; }, timeout);
+}
+
+MqttInputSettings settingsFor(const test::MosquittoBroker& broker, std::string client_id) {
+  MqttInputSettings s;
+  s.broker = broker.url();
+  std::string why;
+  REQUIRE(parseBrokerUri(s.broker, &s.address, &why));
+  s.client_id = std::move(client_id);
+  s.topics = {"sensors/#"};
+  s.keepalive = 5s;
+  s.connect_timeout = 2s;
+  s.retry_initial = 50ms;
+  s.retry_max = 200ms;
+  s.max_message_bytes = 1024;
+  return s;
+}
+
+std::vector<std::string> numbered(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i) out.push_back("{\"n\":" + std::to_string(i) + "}");
+  return out;
+}
+
+Options baseOptions() {
+  Options o;
+  o.set("broker", std::string("tcp://127.0.0.1:1883"), {"ferry.yaml", 3, "inputs[0].broker"});
+  o.set("topics", std::vector<std::string>{"a/+/c", "#"}, {"ferry.yaml", 4, "inputs[0].topics"});
+  return o;
+}
+
+TEST_SUITE("inputs.mqtt") {
+  TEST_CASE("settings: defaults, and errors that name the key") {
+    PluginContext ctx;
+    ctx.agent_id = "gw1";
+    ctx.name = "plant";
+    Result<MqttInputSettings> s = MqttInputSettings::fromOptions(ctx, baseOptions());
+    REQUIRE(s.isOk());
+    CHECK(s->client_id == "ferry-gw1-plant");
+    CHECK(s->qos == 1);
+    CHECK_FALSE(s->clean_session);
+    CHECK(s->address.port == 1883);
+
+    Options bad_filter = baseOptions();
+    bad_filter.set("topics", std::vector<std::string>{"a/#/b"}, {"ferry.yaml", 4, "inputs[0].topics"});
+    Result<MqttInputSettings> r = MqttInputSettings::fromOptions(ctx, bad_filter);
+    REQUIRE_FALSE(r.isOk());
+    CHECK(r.status().message().find("ferry.yaml:4: inputs[0].topics") != std::string::npos);
+    CHECK(r.status().message().find("a/#/b") != std::string::npos);
+
+    Options tls_on_tcp = baseOptions();
+    tls_on_tcp.set("tls.ca_file", std::string("/tmp/ca.pem"), {"ferry.yaml", 7, "inputs[0].tls.ca_file"});
+    CHECK_FALSE(MqttInputSettings::fromOptions(ctx, tls_on_tcp).isOk());
+
+    Options password_alone = baseOptions();
+    password_alone.set("password", std::string("pw"), {"ferry.yaml", 8, "inputs[0].password"});
+    r = MqttInputSettings::fromOptions(ctx, password_alone);
+    REQUIRE_FALSE(r.isOk());
+    CHECK(r.status().message().find("inputs[0].password") != std::string::npos);
+
+    Options bad_broker = baseOptions();
+    bad_broker.set("broker", std::string("http://x"), {"ferry.yaml", 3, "inputs[0].broker"});
+    CHECK_FALSE(MqttInputSettings::fromOptions(ctx, bad_broker).isOk());
+
+    Options none = baseOptions();
+    none.set("topics", std::vector<std::string>{}, {"ferry.yaml", 4, "inputs[0].topics"});
+    CHECK_FALSE(MqttInputSettings::fromOptions(ctx, none).isOk());
+  }
+
+  TEST_CASE("topic filters: wildcards only as whole levels, '#' last") {
+    CHECK(validMqttTopicFilter("a/b"));
+    CHECK(validMqttTopicFilter("#"));
+    CHECK(validMqttTopicFilter("+/x/#"));
+    CHECK(validMqttTopicFilter("/"));
+    CHECK_FALSE(validMqttTopicFilter(""));
+    CHECK_FALSE(validMqttTopicFilter("a/#/b"));
+    CHECK_FALSE(validMqttTopicFilter("a+/b"));
+    CHECK_FALSE(validMqttTopicFilter("a/b#"));
+    CHECK_FALSE(validMqttTopicFilter(std::string("a\0b", 3)));
+  }
+
+  TEST_CASE("QoS 0 and 1 messages become records with their topic; bad and too large ones are counted") {
+    test::MosquittoBroker broker;
+    REQUIRE_MESSAGE(broker.start(), broker.log());
+    MqttInputSettings s = settingsFor(broker, "ferry-test-records");
+    MqttInput input(s, "plant");
+    CaptureEmitter emitter;
+    REQUIRE(input.start(emitter).isOk());
+    REQUIRE(test::eventually([&] { return input.connected(); }, 10s));
+    test::TestPublisher pub(broker.url(), "pub-records");
+    REQUIRE_MESSAGE(pub.connect(), pub.error());
+    // Wait until the subscription is in place: publish until one arrives.
+    REQUIRE(test::eventually(
+        [&] {
+          REQUIRE(pub.publish("sensors/probe", {"{\"probe\":true}"}, 1));
+          return recordCount(emitter) > 0;
+        },
+        10s));
+    const size_t base = recordCount(emitter);
+    REQUIRE(pub.publish("sensors/a", numbered(0, 50), 1));
+    REQUIRE(pub.publish("sensors/b", numbered(50, 60), 0));
+    REQUIRE(pub.publish("sensors/a", {"not json", "[1,2]", std::string(2000, 'x')}, 1));
+    REQUIRE(pub.publish("sensors/c", {"{ \"pretty\" :\n  {\"x\": 1},\n \"topic\": \"own\" }", "{}"}, 1));
+    REQUIRE(waitForRecords(emitter, base + 62));
+    // Every QoS 1 message is acknowledged (with auto_commit): the dropped ones too.
+    REQUIRE(test::eventually([&] { return input.acked() >= 1 + 50 + 3 + 2; }, 10s));
+    input.stop();
+    std::vector<std::string> records = recordsOf(emitter);
+    REQUIRE(records.size() == base + 62);
+    records.erase(records.begin(), records.begin() + static_cast<long>(base));
+    for (int i = 0; i < 50; ++i) {
+      CHECK(records[i] == "{\"n\":" + std::to_string(i) + ",\"topic\":\"sensors/a\"}");
+    }
+    CHECK(records[50] == "{\"n\":50,\"topic\":\"sensors/b\"}");
+    CHECK(records[60] == "{\"pretty\":{\"x\":1},\"topic\":\"own\"}");
+    CHECK(records[61] == "{\"topic\":\"sensors/c\"}");
+    std::lock_guard lock(emitter.mu_);
+    CHECK(emitter.dropped["invalid_json"] == 2);
+    CHECK(emitter.dropped["mqtt_too_large"] == 1);
+  }
+
+  TEST_CASE("text format, no topic field") {
+    test::MosquittoBroker broker;
+    REQUIRE_MESSAGE(broker.start(), broker.log());
+    MqttInputSettings s = settingsFor(broker, "ferry-test-text");
+    s.format = MqttInputSettings::Format::kText;
+    s.topic_field = "";
+    s.topics = {"logs/+"};
+    MqttInput input(s, "logs");
+    CaptureEmitter emitter;
+    REQUIRE(input.start(emitter).isOk());
+    test::TestPublisher pub(broker.url(), "pub-text");
+    REQUIRE(pub.connect());
+    REQUIRE(test::eventually(
+        [&] {
+          REQUIRE(pub.publish("logs/x", {"line \"one\"\n\xff"}, 1));
+          return recordCount(emitter) > 0;
+        },
+        10s));
+    input.stop();
+    CHECK(recordsOf(emitter).front() == "{\"message\":\"line \\\"one\\\"\\n\\ufffd\"}");
+  }
+
+  TEST_CASE("PUBACK only after commit: what was not committed comes again to the same client id") {
+    test::MosquittoBroker broker;
+    REQUIRE_MESSAGE(broker.start(), broker.log());
+    const MqttInputSettings s = settingsFor(broker, "ferry-test-ack");
+    test::TestPublisher pub(broker.url(), "pub-ack");
+    REQUIRE(pub.connect());
+    {
+      // First run: subscribe (persistent session), take everything as committed.
+      MqttInput input(s, "plant");
+      CaptureEmitter emitter;
+      REQUIRE(input.start(emitter).isOk());
+      REQUIRE(test::eventually(
+          [&] {
+            REQUIRE(pub.publish("sensors/warmup", {"{}"}, 1));
+            return recordCount(emitter) > 0;
+          },
+          10s));
+      REQUIRE(test::eventually([&] { return input.acked() >= recordCount(emitter); }, 5s));
+      input.stop();
+    }
+    {
+      // Second run: five messages, each in its own tracked emit (one is published once the
+      // previous one arrived); only the first three emits are committed.
+      MqttInput input(s, "plant");
+      CaptureEmitter emitter;
+      emitter.auto_commit = false;
+      REQUIRE(input.start(emitter).isOk());
+      REQUIRE(test::eventually([&] { return input.connected(); }, 10s));
+      for (int i = 0; i < 5; ++i) {
+        REQUIRE(pub.publish("sensors/a", numbered(i, i + 1), 1));
+        REQUIRE(waitForRecords(emitter, static_cast<size_t>(i) + 1));
+      }
+      {
+        std::lock_guard lock(emitter.mu_);
+        REQUIRE(emitter.tickets == 5);
+      }
+      // A wrong implementation (acknowledging on receipt, as Paho does) would have acked by now.
+      std::this_thread::sleep_for(200ms);
+      CHECK(input.acked() == 0);
+      emitter.commitThrough(3);
+      REQUIRE(test::eventually([&] { return input.acked() == 3; }, 5s));
+      const auto t0 = std::chrono::steady_clock::now();
+      input.stop();
+      CHECK(std::chrono::steady_clock::now() - t0 < 1s);
+      CHECK(input.acked() == 3);
+    }
+    {
+      // Third run, same client id: the broker sends the unacknowledged ones again.
+      MqttInput input(s, "plant");
+      CaptureEmitter emitter;
+      REQUIRE(input.start(emitter).isOk());
+      REQUIRE(test::eventually([&] { return input.connected(); }, 10s));
+      REQUIRE(test::eventually([&] { return input.acked() >= 2; }, 10s));
+      input.stop();
+      const std::vector<std::string> again = recordsOf(emitter);
+      REQUIRE(again.size() == 2);
+      CHECK(again[0] == "{\"n\":3,\"topic\":\"sensors/a\"}");
+      CHECK(again[1] == "{\"n\":4,\"topic\":\"sensors/a\"}");
+    }
+  }
+
+  TEST_CASE("broker restart: the input reconnects; what was queued while it was away arrives") {
+    test::MosquittoBroker broker;
+    REQUIRE_MESSAGE(broker.start(), broker.log());
+    const MqttInputSettings s = settingsFor(broker, "ferry-test-restart");
+    MqttInput input(s, "plant");
+    CaptureEmitter emitter;
+    REQUIRE(input.start(emitter).isOk());
+    REQUIRE(test::eventually([&] { return input.connected(); }, 10s));
+    {
+      test::TestPublisher pub(broker.url(), "pub-restart-1");
+      REQUIRE(pub.connect());
+      REQUIRE(test::eventually(
+          [&] {
+            REQUIRE(pub.publish("sensors/warmup", {"{}"}, 1));
+            return recordCount(emitter) > 0;
+          },
+          10s));
+    }
+    const size_t base = recordCount(emitter);
+    broker.kill();
+    REQUIRE(test::eventually([&] { return !input.connected(); }, 10s));
+    REQUIRE_MESSAGE(broker.restart(), broker.log());
+    REQUIRE(test::eventually([&] { return input.connected(); }, 10s));
+    CHECK(input.connects() == 2);
+    input.stop();
+    {
+      // Published while the input is stopped: queued in its persistent session.
+      test::TestPublisher pub(broker.url(), "pub-restart-2");
+      REQUIRE(pub.connect());
+      REQUIRE(pub.publish("sensors/a", numbered(0, 100), 1));
+    }
+    MqttInput again(s, "plant");
+    REQUIRE(again.start(emitter).isOk());
+    REQUIRE(waitForRecords(emitter, base + 100));
+    REQUIRE(test::eventually([&] { return again.acked() >= 100; }, 10s));
+    again.stop();
+    const std::vector<std::string> records = recordsOf(emitter);
+    REQUIRE(records.size() == base + 100);
+    for (size_t i = 0; i < 100; ++i) {
+      CHECK(records[base + i] == "{\"n\":" + std::to_string(i) + ",\"topic\":\"sensors/a\"}");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ferry
