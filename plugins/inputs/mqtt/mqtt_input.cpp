@@ -223,6 +223,10 @@ void MqttInput::runReader() {
     batch_ids_.clear();
     held_ = false;
     if (stop_.load()) break;
+    {
+      std::lock_guard lock(error_mu_);
+      last_error_ = st.message();
+    }
     if (connects_.load() != before) backoff.reset();
     const Duration wait = backoff.next();
     logWarn(kLog, instance_, ": ", st.message(), "; reconnecting in ",
@@ -230,6 +234,11 @@ void MqttInput::runReader() {
     if (sleepInterruptible(wait)) break;
   }
   ack_cv_.notify_all();
+}
+
+std::string MqttInput::lastError() const {
+  std::lock_guard lock(error_mu_);
+  return last_error_;
 }
 
 void MqttInput::runAcker() {

@@ -114,6 +114,8 @@ class MqttInput final : public Input {
   bool connected() const { return connected_.load(); }
   uint64_t connects() const { return connects_.load(); }
   uint64_t acked() const { return acked_.load(); }
+  // Why the last connection attempt or connection ended ("" before the first failure).
+  std::string lastError() const;
 
  private:
   struct Pending {
@@ -160,6 +162,8 @@ class MqttInput final : public Input {
   std::atomic<bool> connected_{false};
   std::atomic<uint64_t> connects_{0};
   std::atomic<uint64_t> acked_{0};
+  mutable std::mutex error_mu_;
+  std::string last_error_;  // error_mu_
 
   // Shared by the reader and the acker.
   std::mutex ack_mu_;

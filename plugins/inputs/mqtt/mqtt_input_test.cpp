@@ -3,13 +3,16 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "tests/support/fakes.h"
 #include "tests/support/mosquitto.h"
+#include "tests/support/net.h"
 #include "tests/support/process.h"
+#include "tests/support/temp_dir.h"
 
 namespace ferry {
 namespace {
@@ -279,6 +282,93 @@ TEST_SUITE("inputs.mqtt") {
     REQUIRE(records.size() == base + 100);
     for (size_t i = 0; i < 100; ++i) {
       CHECK(records[base + i] == "{\"n\":" + std::to_string(i) + ",\"topic\":\"sensors/a\"}");
+    }
+  }
+}
+
+TEST_SUITE("inputs.mqtt.tls") {
+  TEST_CASE("TLS: verified against ca_file; unknown CA, wrong host name refused; skip_verify") {
+    // A self-signed certificate for IP 127.0.0.1 only (no DNS name), made with the openssl
+    // CLI; Mosquitto serves TLS on its first listener and plain MQTT on a second one (for the
+    // test's publisher).
+    test::TempDir certs;
+    const std::string cert = certs.file("broker.pem");
+    const std::string key = certs.file("broker.key");
+    const std::string cmd =
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+        "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '" + key + "' -out '" +
+        cert + "' >/dev/null 2>&1";
+    REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "openssl CLI could not make a certificate");
+    const int plain_port = test::freePort();
+    test::MosquittoBroker broker;
+    broker.setExtraConfig("certfile " + cert + "\nkeyfile " + key + "\nlistener " +
+                          std::to_string(plain_port) + " 127.0.0.1\n");
+    REQUIRE_MESSAGE(broker.start(), broker.log());
+    REQUIRE(test::waitForPort(plain_port, 10s));
+    const std::string plain_url = "tcp://127.0.0.1:" + std::to_string(plain_port);
+
+    auto tlsSettings = [&](const std::string& host, const std::string& id) {
+      MqttInputSettings s = settingsFor(broker, id);
+      s.broker = "ssl://" + host + ":" + std::to_string(broker.port());
+      std::string why;
+      REQUIRE(parseBrokerUri(s.broker, &s.address, &why));
+      return s;
+    };
+
+    SUBCASE("ca_file: connects and receives") {
+      MqttInputSettings s = tlsSettings("127.0.0.1", "ferry-tls-ok");
+      s.tls.ca_file = cert;
+      MqttInput input(s, "secure");
+      CaptureEmitter emitter;
+      REQUIRE(input.start(emitter).isOk());
+      const bool up = test::eventually([&] { return input.connected(); }, 10s);
+      INFO("last error: ", input.lastError());
+      REQUIRE(up);
+      test::TestPublisher pub(plain_url, "pub-tls");
+      REQUIRE(pub.connect());
+      warmUp(pub, input, emitter, "sensors/tls");
+      input.stop();
+      CHECK(recordsOf(emitter).back() == "{\"fence\":true,\"topic\":\"sensors/tls\"}");
+    }
+    SUBCASE("the system's CAs do not know the broker: refused, retried") {
+      MqttInput input(tlsSettings("127.0.0.1", "ferry-tls-unknown"), "secure");
+      CaptureEmitter emitter;
+      REQUIRE(input.start(emitter).isOk());
+      REQUIRE(test::eventually(
+          [&] { return input.lastError().find("certificate verification failed") != std::string::npos; },
+          10s));
+      CHECK_FALSE(input.connected());
+      input.stop();
+    }
+    SUBCASE("a host name the certificate does not name: refused") {
+      MqttInputSettings s = tlsSettings("localhost", "ferry-tls-host");
+      s.tls.ca_file = cert;
+      MqttInput input(s, "secure");
+      CaptureEmitter emitter;
+      REQUIRE(input.start(emitter).isOk());
+      REQUIRE(test::eventually(
+          [&] { return input.lastError().find("certificate verification failed") != std::string::npos; },
+          10s));
+      CHECK(input.connects() == 0);
+      input.stop();
+    }
+    SUBCASE("insecure_skip_verify connects without a CA") {
+      MqttInputSettings s = tlsSettings("localhost", "ferry-tls-skip");
+      s.tls.insecure_skip_verify = true;
+      MqttInput input(s, "secure");
+      CaptureEmitter emitter;
+      REQUIRE(input.start(emitter).isOk());
+      REQUIRE(test::eventually([&] { return input.connected(); }, 10s));
+      input.stop();
+    }
+    SUBCASE("a CA file that cannot be loaded fails start() naming the key") {
+      MqttInputSettings s = tlsSettings("127.0.0.1", "ferry-tls-nofile");
+      s.tls.ca_file = certs.file("missing.pem");
+      MqttInput input(s, "secure");
+      CaptureEmitter emitter;
+      Status st = input.start(emitter);
+      REQUIRE_FALSE(st.isOk());
+      CHECK(st.message().find("tls.ca_file") != std::string::npos);
     }
   }
 }
