@@ -204,6 +204,14 @@ Status BrokerStream::handshake(const BrokerAddress& address, const TlsContext& t
   }
 }
 
+void BrokerStream::quickAck() const {
+  // Linux leaves quick-ack mode by itself; without it our kernel delays its TCP ACK (up to
+  // 40 ms) while we wait for a commit before the PUBACK, and a broker that does not set
+  // TCP_NODELAY (Mosquitto's default) holds its next messages back until that ACK (Nagle).
+  const int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+}
+
 bool BrokerStream::pending() const { return ssl_ != nullptr && SSL_pending(ssl_) > 0; }
 
 Result<size_t> BrokerStream::read(char* buf, size_t cap, int wake_fd, SteadyPoint deadline) {
@@ -213,7 +221,10 @@ Result<size_t> BrokerStream::read(char* buf, size_t cap, int wake_fd, SteadyPoin
     if (ssl_ != nullptr) {
       ERR_clear_error();
       const int r = SSL_read(ssl_, buf, static_cast<int>(std::min<size_t>(cap, 1 << 30)));
-      if (r > 0) return static_cast<size_t>(r);
+      if (r > 0) {
+        quickAck();
+        return static_cast<size_t>(r);
+      }
       const int e = SSL_get_error(ssl_, r);
       if (e == SSL_ERROR_ZERO_RETURN) return unavailable("broker " + peer_ + " closed the connection");
       if (e == SSL_ERROR_WANT_WRITE) {
@@ -223,7 +234,10 @@ Result<size_t> BrokerStream::read(char* buf, size_t cap, int wake_fd, SteadyPoin
       }
     } else {
       const ssize_t r = ::recv(fd_, buf, cap, 0);
-      if (r > 0) return static_cast<size_t>(r);
+      if (r > 0) {
+        quickAck();
+        return static_cast<size_t>(r);
+      }
       if (r == 0) return unavailable("broker " + peer_ + " closed the connection");
       if (errno == EINTR) continue;
       if (errno != EAGAIN && errno != EWOULDBLOCK) {

@@ -83,6 +83,7 @@ class BrokerStream {
   // Waits for `events` on the socket (and readability of wake_fd when >= 0).
   // 1: ready; 0: deadline; -1: woken; -2: poll failed.
   int waitFor(short events, int wake_fd, SteadyPoint deadline) const;
+  void quickAck() const;  // one setsockopt per read: ACK what arrived at once
   Status handshake(const BrokerAddress& address, const TlsContext& tls, int wake_fd,
                    SteadyPoint deadline);
 
