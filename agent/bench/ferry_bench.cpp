@@ -19,6 +19,8 @@
 //   tail-http        file → tail → disk buffer → http output → `ferry receive`
 //   replay-drain     the same after an outage: drain a stored backlog
 //                    (both in upstream_scenarios.cpp).
+//   processors       the cost per record of each built-in processor on the same records
+//                    (processor_scenarios.cpp; --processor NAME runs one case or plugin).
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -32,6 +34,7 @@
 #include <unistd.h>
 
 #include "agent/bench/bench_util.h"
+#include "agent/bench/processor_scenarios.h"
 #include "agent/bench/upstream_scenarios.h"
 #include "agent/buffer/disk_buffer.h"
 #include "agent/buffer/memory_buffer.h"
@@ -266,8 +269,11 @@ int main(int argc, char** argv) {
   std::string scenario = "all";
   uint64_t records = 0;
   app.add_option("--scenario", scenario,
-                 "pipeline-memory | buffer-append | buffer-backlog | buffer-reopen | tail-http | replay-drain | all");
+                 "pipeline-memory | buffer-append | buffer-backlog | buffer-reopen | tail-http | replay-drain | "
+                 "processors | all");
   app.add_option("--records", records, "records per scenario (default: the scenario's own)");
+  std::string processor;
+  app.add_option("--processor", processor, "processors scenario: only this case or processor type");
   CLI11_PARSE(app, argc, argv);
   ferry::setLogLevel(ferry::LogLevel::kWarn);
   auto n = [&](uint64_t def) { return records != 0 ? records : def; };
@@ -279,10 +285,11 @@ int main(int argc, char** argv) {
   if (scenario == "tail-http" || scenario == "replay-drain") {
     return ferry::bench::upstreamScenario(scenario, n(1'000'000), sensorRecord);
   }
+  if (scenario == "processors") return ferry::bench::processorScenario(n(1'000'000), sensorRecord, processor);
   if (scenario == "all") {
     int rc = 0;
     for (const char* s : {"pipeline-memory", "buffer-append", "buffer-backlog", "buffer-reopen", "tail-http",
-                          "replay-drain"}) {
+                          "replay-drain", "processors"}) {
       std::string cmd = std::string("'") + argv[0] + "' --scenario " + s;
       if (records != 0) cmd += " --records " + std::to_string(records);
       std::fflush(stdout);

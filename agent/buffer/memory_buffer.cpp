@@ -154,11 +154,21 @@ Status MemoryBuffer::ack(std::string_view output, uint64_t seq, std::string_view
   return Status::ok();
 }
 
-// Adds `d` to the queue and evicts the oldest entries over the bound; returns the records
-// evicted. mu_ is held.
-uint64_t MemoryBuffer::keepLocked(DeadLetter d) {
+// Adds a copy of `block` to the queue as the next entry and evicts the oldest entries over the
+// bound; returns the records evicted. mu_ is held.
+uint64_t MemoryBuffer::keepLocked(std::string_view output, const Block& block, std::string_view reason,
+                                  uint64_t seq) {
   const uint64_t cap = std::max<uint64_t>(limits_.max_bytes / 8, 1u << 20);
   uint64_t evicted = 0;
+  DeadLetter d;
+  d.id = next_dead_letter_id_++;
+  d.output = std::string(output);
+  d.reason = std::string(reason.substr(0, 4096));
+  d.at_ms = clock_.wallMs();
+  d.block.seq = seq;
+  d.block.created_ms = block.created_ms;
+  d.block.lineage = block.lineage;
+  d.block.records.appendAll(block.records);
   dead_letter_bytes_ += blockBytes(d.block);
   dead_letter_records_ += d.block.records.size();
   dead_letters_.push_back(std::move(d));
@@ -188,16 +198,8 @@ Result<uint64_t> MemoryBuffer::deadLetter(std::string_view output, const Block& 
     if (c == cursors_.end()) return notFound("output " + std::string(output) + " is not declared");
     const bool held = std::any_of(log_.begin(), log_.end(), [&](const BlockRef& b) { return b->seq == block.seq; });
     if (block.seq > c->second && held) {
-      DeadLetter d;
-      d.id = id = next_dead_letter_id_++;
-      d.output = std::string(output);
-      d.reason = std::string(reason.substr(0, 4096));
-      d.at_ms = clock_.wallMs();
-      d.block.seq = block.seq;
-      d.block.created_ms = block.created_ms;
-      d.block.lineage = block.lineage;
-      d.block.records.appendAll(block.records);
-      evicted = keepLocked(std::move(d));
+      id = next_dead_letter_id_;
+      evicted = keepLocked(output, block, reason, block.seq);
     }
   }
   countOverflow(evicted);
@@ -210,15 +212,8 @@ Result<uint64_t> MemoryBuffer::keepDeadLetter(std::string_view source, const Blo
   uint64_t id = 0;
   {
     std::lock_guard lock(mu_);
-    DeadLetter d;
-    d.id = id = next_dead_letter_id_++;
-    d.output = std::string(source);
-    d.reason = std::string(reason.substr(0, 4096));
-    d.at_ms = clock_.wallMs();
-    d.block.created_ms = block.created_ms;
-    d.block.lineage = block.lineage;
-    d.block.records.appendAll(block.records);
-    evicted = keepLocked(std::move(d));
+    id = next_dead_letter_id_;
+    evicted = keepLocked(source, block, reason, /*seq=*/0);  // not a block of the log
   }
   countOverflow(evicted);
   return id;

@@ -51,7 +51,7 @@ class MemoryBuffer final : public Buffer {
   void discardAtShutdown();
 
  private:
-  uint64_t keepLocked(DeadLetter d);
+  uint64_t keepLocked(std::string_view output, const Block& block, std::string_view reason, uint64_t seq);
   void countOverflow(uint64_t evicted);
   static uint64_t blockBytes(const Block& b) { return b.records.bytes() + b.records.size() * 4; }
   void releaseLocked();         // frees blocks every cursor passed

@@ -3,6 +3,7 @@
 // glob, a TLS pin, a broker address). Factories have no side effects: nothing is opened,
 // connected or created until the agent runs.
 #include <cstdio>
+#include <string>
 
 #include "agent/cli/commands.h"
 #include "agent/config/loader.h"
@@ -25,6 +26,11 @@ int validateConfig(const std::string& path) {
       auto made = in.descriptor->make_input(ctx, in.options);
       if (!made.isOk()) problems.push_back(made.status().message());
     }
+    for (const PluginInstance& proc : c.processors) {
+      PluginContext ctx{c.agent.id, proc.name, c.agent.data_dir, &systemClock(), &metrics};
+      auto made = proc.descriptor->make_processor(ctx, proc.options);
+      if (!made.isOk()) problems.push_back(made.status().message());
+    }
     for (const PluginInstance& out : c.outputs) {
       PluginContext ctx{c.agent.id, out.name, c.agent.data_dir, &systemClock(), &metrics};
       auto made = out.descriptor->make_output(ctx, out.options);
@@ -32,8 +38,10 @@ int validateConfig(const std::string& path) {
     }
   }
   if (problems.empty()) {
-    std::printf("%s: valid (%zu input(s), %zu output(s))\n", path.c_str(), r.config->inputs.size(),
-                r.config->outputs.size());
+    std::string processors;
+    if (!r.config->processors.empty()) processors = ", " + std::to_string(r.config->processors.size()) + " processor(s)";
+    std::printf("%s: valid (%zu input(s)%s, %zu output(s))\n", path.c_str(), r.config->inputs.size(),
+                processors.c_str(), r.config->outputs.size());
     return 0;
   }
   for (const std::string& p : problems) std::printf("%s\n", p.c_str());

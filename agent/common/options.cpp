@@ -21,6 +21,7 @@ std::string_view optionTypeName(OptionType type) {
     case OptionType::kStringList: return "list of strings";
     case OptionType::kStringMap: return "mapping of strings";
     case OptionType::kObject: return "object";
+    case OptionType::kObjectList: return "list of objects";
   }
   return "?";
 }
@@ -79,6 +80,20 @@ const std::vector<std::string>& Options::getStringList(std::string_view key) con
 
 const std::vector<std::pair<std::string, std::string>>& Options::getStringMap(std::string_view key) const {
   return getOr<std::vector<std::pair<std::string, std::string>>>(find(key));
+}
+
+size_t Options::listSize(std::string_view key) const {
+  const int64_t n = getOr<int64_t>(find(key));
+  return n > 0 ? static_cast<size_t>(n) : 0;
+}
+
+std::string Options::itemKey(std::string_view list, size_t index, std::string_view field) {
+  std::string k(list);
+  k += '[';
+  k += std::to_string(index);
+  k += "].";
+  k += field;
+  return k;
 }
 
 SourceLocation Options::where(std::string_view key) const {

@@ -61,7 +61,7 @@ struct PluginInstance {
   const PluginDescriptor* descriptor = nullptr;
   std::string name;
   std::string stream;  // inputs: the stream their records belong to
-  std::string match;   // outputs: glob over stream names
+  std::string match;   // outputs, processors: glob over stream names
   RetrySection retry;  // outputs
   Options options;     // plugin-specific keys, validated against descriptor->options
 };
@@ -75,6 +75,7 @@ struct Config {
   BufferSection buffer;
   MetricsSection metrics;
   std::vector<PluginInstance> inputs;
+  std::vector<PluginInstance> processors;  // in config order: the order they apply in
   std::vector<PluginInstance> outputs;
 };
 

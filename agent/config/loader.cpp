@@ -294,6 +294,7 @@ class Walker {
       case OptionType::kStringList:
       case OptionType::kObject:
       case OptionType::kStringMap:
+      case OptionType::kObjectList:
         break;
     }
     problem(node, path, "internal: unexpected option type");
@@ -361,6 +362,19 @@ class Walker {
           table(it->second, fields, key_path, prefix + key + ".", out);
           continue;
         }
+        if (spec->type == OptionType::kObjectList) {
+          if (!it->second.IsSequence()) {
+            problem(it->second, key_path, "expected a list of objects");
+            continue;
+          }
+          std::span<const OptionSpec> fields[] = {spec->fields};
+          for (size_t i = 0; i < it->second.size(); ++i) {
+            const std::string item = "[" + std::to_string(i) + "]";
+            table(it->second[i], fields, key_path + item, prefix + key + item + ".", out);
+          }
+          out->set(prefix + key, static_cast<int64_t>(it->second.size()), at(it->second, key_path));
+          continue;
+        }
         if (it->second.IsNull()) continue;  // `key:` with no value: treated as absent
         OptionValue v;
         if (convert(it->second, *spec, key_path, &v)) out->set(prefix + key, std::move(v), at(it->second, key_path));
@@ -408,6 +422,13 @@ class Walker {
       return;
     }
     std::set<std::string> names;
+    // Processors default to their type as name, or <type>-<position> when the type repeats
+    // (two filters need two names for their metrics).
+    std::map<std::string, int> type_count;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      if (item.IsMap() && item["type"] && item["type"].IsScalar()) ++type_count[item["type"].Scalar()];
+    }
     for (size_t i = 0; i < list.size(); ++i) {
       const YAML::Node item = list[i];
       std::string path = section + "[" + std::to_string(i) + "]";
@@ -429,15 +450,20 @@ class Walker {
                 "unknown " + std::string(pluginKindName(kind)) + " type \"" + type + "\" (built in: " + known + ")");
         continue;
       }
-      std::span<const OptionSpec> tables[] = {
-          kind == PluginKind::kInput ? commonInputOptions() : commonOutputOptions(), d->options};
+      std::span<const OptionSpec> tables[] = {commonOptions(kind), d->options};
       Options all;
       size_t before = problems.size();
       table(item, tables, path, "", &all);
       if (problems.size() != before) continue;
       PluginInstance inst;
       inst.descriptor = d;
-      inst.name = all.has("name") ? all.getString("name") : type;
+      inst.name = all.has("name")                                        ? all.getString("name")
+                  : kind == PluginKind::kProcessor && type_count[type] > 1 ? type + "-" + std::to_string(i)
+                                                                           : type;
+      if (all.has("name") && inst.name.empty()) {
+        problem(item["name"], path + ".name", "must not be empty");
+        continue;
+      }
       if (!names.insert(inst.name).second) {
         problem(item, path + ".name",
                 "duplicate " + std::string(pluginKindName(kind)) + " name \"" + inst.name +
@@ -446,6 +472,8 @@ class Walker {
       }
       if (kind == PluginKind::kInput) {
         inst.stream = all.has("stream") ? all.getString("stream") : inst.name;
+      } else if (kind == PluginKind::kProcessor) {
+        inst.match = all.getString("match");
       } else {
         inst.match = all.getString("match");
         // Problems point at the key's own line when it is given.
@@ -517,7 +545,8 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
     result.problems = std::move(w.problems);
     return result;
   }
-  static constexpr std::string_view kSections[] = {"agent", "log", "buffer", "metrics", "inputs", "outputs"};
+  static constexpr std::string_view kSections[] = {"agent",  "log",        "buffer", "metrics",
+                                                   "inputs", "processors", "outputs"};
   std::map<std::string, int> seen_sections;
   for (auto it = root.begin(); it != root.end(); ++it) {
     std::string key = it->first.Scalar();
@@ -530,7 +559,7 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
     if (reserved) {
       w.problem(it->first, key, "section is part of Ferry's contract but not available in this version yet");
     } else {
-      w.problem(it->first, key, "unknown key (valid keys: agent, log, buffer, metrics, inputs, outputs)");
+      w.problem(it->first, key, "unknown key (valid keys: agent, log, buffer, metrics, inputs, processors, outputs)");
     }
   }
 
@@ -600,6 +629,7 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
   }
 
   w.plugins(root["inputs"], "inputs", PluginKind::kInput, registry, &cfg.inputs);
+  w.plugins(root["processors"], "processors", PluginKind::kProcessor, registry, &cfg.processors);
   w.plugins(root["outputs"], "outputs", PluginKind::kOutput, registry, &cfg.outputs);
   if (!root["inputs"] || (root["inputs"].IsSequence() && root["inputs"].size() == 0)) {
     w.problem(root, "inputs", "at least one input is required");

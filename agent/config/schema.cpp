@@ -75,7 +75,7 @@ const OptionSpec kMetrics[] = {
      .help = "host:port serving GET /metrics (Prometheus text) and GET /healthz; the section absent: not served"},
 };
 
-constexpr std::string_view kReserved[] = {"processors", "contracts", "control"};
+constexpr std::string_view kReserved[] = {"contracts", "control"};
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include "agent/core/dead_letter.h"
 #include "agent/core/input_runner.h"
 #include "agent/core/pipeline.h"
+#include "agent/core/processor_chain.h"
 #include "agent/core/sender.h"
 #include "ferry/log.h"
 
@@ -64,7 +65,8 @@ void forwardBacklog(DeadLetterRoute& route) {
 
 struct Agent::Generation {
   std::unique_ptr<Pipeline> pipeline;
-  std::vector<std::unique_ptr<InputRunner>> inputs;  // destroyed before the pipeline
+  std::unique_ptr<ProcessorChain> processors;        // wraps the inputs' pipeline emitters
+  std::vector<std::unique_ptr<InputRunner>> inputs;  // destroyed before the chain and the pipeline
   std::vector<std::unique_ptr<Sender>> senders;
   std::vector<std::string> output_names;
   std::vector<std::shared_ptr<DeadLetterRoute>> dead_letter_routes;
@@ -78,6 +80,7 @@ struct Agent::Generation {
   ~Generation() {
     detachRoutes();
     inputs.clear();
+    processors.reset();
     pipeline.reset();
     senders.clear();
   }
@@ -140,11 +143,22 @@ Result<std::unique_ptr<Agent::Generation>> Agent::build(const Config& config) {
   batching.max_wait = config.buffer.block_max_wait;
   g->pipeline = std::make_unique<Pipeline>(*buffer_, batching, config.agent.id, config.version, metrics_, clock_);
 
+  g->processors = std::make_unique<ProcessorChain>(metrics_, clock_);
+  for (const PluginInstance& proc : config.processors) {
+    PluginContext ctx{config.agent.id, proc.name, config.agent.data_dir, &clock_, &metrics_};
+    auto processor = proc.descriptor->make_processor(ctx, proc.options);
+    if (!processor.isOk()) return processor.status().withContext("processor " + proc.name);
+    g->processors->add(proc.name, proc.match, std::move(processor).value());
+  }
+  Pipeline& pipeline = *g->pipeline;
+  g->processors->connectTicks([&pipeline](const std::string& input) -> Emitter& {
+    return pipeline.tickEmitterFor(input);
+  });
   for (const PluginInstance& in : config.inputs) {
     PluginContext ctx{config.agent.id, in.name, config.agent.data_dir, &clock_, &metrics_};
     auto input = in.descriptor->make_input(ctx, in.options);
     if (!input.isOk()) return input.status().withContext("input " + in.name);
-    Emitter& emitter = g->pipeline->emitterFor(in.name, in.stream);
+    Emitter& emitter = g->processors->wrap(g->pipeline->emitterFor(in.name, in.stream), in.stream);
     g->inputs.push_back(
         std::make_unique<InputRunner>(in.name, std::move(input).value(), emitter, metrics_, clock_));
   }
@@ -185,6 +199,7 @@ void Agent::launch(Generation& g) {
   if (!st.isOk()) logError("agent", "declaring outputs: ", st.toString());
   for (auto& s : g.senders) s->start();
   g.pipeline->start();
+  g.processors->start();
   for (auto& in : g.inputs) in->start();
 }
 
@@ -193,6 +208,8 @@ void Agent::retire(Generation& g, SteadyTime deadline, bool drain, std::vector<B
   g.detachRoutes();
   for (auto& in : g.inputs) in->stop();
   for (auto& in : g.inputs) in->join();
+  // Time-driven processors flush (final tick) into the pipeline before it cuts its blocks.
+  g.processors->finish();
   // Leave the outputs at least a third of the time.
   Duration left = deadline - clock_.now();
   g.pipeline->flushAndStop(clock_.now() + std::max(Duration::zero(), left / 3), carry);
@@ -224,8 +241,9 @@ Status Agent::start(const Config& config) {
   config_version_ = config.version;
   current_ = std::move(g).value();
   launch(*current_);
-  logInfo("agent", "started agent ", config.agent.id, " with ", config.inputs.size(), " input(s) and ",
-          config.outputs.size(), " output(s) from ", config.source, " (hash ", config.hash, ")");
+  logInfo("agent", "started agent ", config.agent.id, " with ", config.inputs.size(), " input(s), ",
+          config.processors.size(), " processor(s) and ", config.outputs.size(), " output(s) from ", config.source,
+          " (hash ", config.hash, ")");
   return Status::ok();
 }
 

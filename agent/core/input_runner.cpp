@@ -10,8 +10,11 @@ InputRunner::InputRunner(std::string name, std::unique_ptr<Input> input, Emitter
       input_(std::move(input)),
       emitter_(emitter),
       clock_(clock),
-      errors_(metrics.counter("ferry_input_errors_total", {{"input", name_}},
-                              "failed collections or service starts")) {}
+      errors_(metrics.counter("ferry_input_errors_total",
+                              {{"input", name_}, {"reason", input_->interval() == Duration::zero() ? "start_failed"
+                                                                                                   : "collect_failed"}},
+                              "failures of inputs, by reason (the core's collect_failed / start_failed, and "
+                              "each input's own)")) {}
 
 InputRunner::~InputRunner() { join(); }
 

@@ -3,7 +3,8 @@
 // Polled inputs: collect(), then wait out the rest of the interval (or until stop).
 // Service inputs: start() on the thread; stop() from the control thread.
 // Errors from collect()/start() are logged (at most once a minute while they repeat)
-// and counted in ferry_input_errors_total{input}; the input keeps being scheduled.
+// and counted in ferry_input_errors_total{input,reason="collect_failed"|"start_failed"} (the
+// inputs add reasons of their own to the same family); the input keeps being scheduled.
 //
 // Thread-safety: start/stop/join from the control thread.
 #pragma once

@@ -26,11 +26,13 @@ class ScopedCheckpoints final : public CheckpointReader {
 
 class Pipeline::InputEmitter final : public Emitter {
  public:
-  InputEmitter(Pipeline& p, std::string input, std::string stream, Counter& records, std::string route = {})
+  InputEmitter(Pipeline& p, std::string input, std::string stream, Counter& records, std::string route = {},
+               bool until_flush = false)
       : pipeline_(p),
         input_(std::move(input)),
         stream_(std::move(stream)),
         route_(std::move(route)),
+        until_flush_(until_flush),
         records_(records),
         checkpoints_(p.buffer_, input_ + "/") {}
 
@@ -45,9 +47,12 @@ class Pipeline::InputEmitter final : public Emitter {
     const SteadyTime deadline = SteadyTime(std::chrono::steady_clock::now().time_since_epoch()) + wait;
     return pipeline_.emit(*this, batch, streamOr(stream), nullptr, &deadline);
   }
-  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream, Duration wait) override {
     std::pair<uint64_t, uint64_t> range{0, 0};
-    FERRY_RETURN_IF_ERROR(pipeline_.emit(*this, batch, streamOr(stream), nullptr, nullptr, &range));
+    SteadyTime deadline{};
+    if (wait != Duration::max()) deadline = SteadyTime(std::chrono::steady_clock::now().time_since_epoch()) + wait;
+    FERRY_RETURN_IF_ERROR(pipeline_.emit(*this, batch, streamOr(stream), nullptr,
+                                         wait == Duration::max() ? nullptr : &deadline, &range));
     std::lock_guard lock(tracked_mu_);
     tracked_.push_back(range);
     return range.second;
@@ -100,6 +105,7 @@ class Pipeline::InputEmitter final : public Emitter {
   const std::string input_;
   const std::string stream_;
   const std::string route_;
+  const bool until_flush_;  // accepts records after stopInputs() (tickEmitterFor)
   Counter& records_;
   ScopedCheckpoints checkpoints_;
 };
@@ -137,6 +143,13 @@ Emitter& Pipeline::routedEmitterFor(const std::string& input, const std::string&
   return *emitters_.back();
 }
 
+Emitter& Pipeline::tickEmitterFor(const std::string& input) {
+  Counter& c = metrics_.counter("ferry_input_records_total", {{"input", input}},
+                                "records accepted from each input");
+  emitters_.push_back(std::make_unique<InputEmitter>(*this, input, input, c, std::string(), true));
+  return *emitters_.back();
+}
+
 void Pipeline::start() { writer_ = std::thread([this] { writerLoop(); }); }
 
 void Pipeline::stopInputs() {
@@ -169,8 +182,12 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
   }
   std::unique_lock lock(mu_);
   // Back-pressure: wait for the writer to drain the staging area.
+  // An emit with a deadline also waits while the buffer refuses appends (full): its caller
+  // would rather push back on its source than have records wait in the stage.
   auto has_room = [&] {
-    return inputs_stopping_ || staged_bytes_ == 0 || staged_bytes_ + batch.bytes() <= options_.staging_max_bytes;
+    if (inputs_stopping_) return true;
+    if (deadline != nullptr && buffer_full_) return false;
+    return staged_bytes_ == 0 || staged_bytes_ + batch.bytes() <= options_.staging_max_bytes;
   };
   if (deadline == nullptr) {
     space_cv_.wait(lock, has_room);
@@ -178,7 +195,7 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
                                    has_room)) {
     return resourceExhausted("the buffer takes no more records right now");
   }
-  if (inputs_stopping_) return cancelled("agent is stopping");
+  if (inputs_stopping_ && (!from.until_flush_ || writer_stopping_)) return cancelled("agent is stopping");
   const uint64_t first_cut = cut_count_ + 1;
 
   auto it = std::find_if(open_.begin(), open_.end(), [&](const OpenBlock& o) {
@@ -309,9 +326,11 @@ void Pipeline::writerLoop() {
       st = buffer_.append(part, wait);
       if (st.isOk()) {
         done += part.size();
+        setBufferFull(false);
         if (done == work.size()) break;
         continue;
       }
+      if (st.code() == StatusCode::kResourceExhausted) setBufferFull(true);
       if (st.code() == StatusCode::kInvalidArgument || st.code() == StatusCode::kCancelled) break;
       if (stopping && clock_.now() >= deadline) break;
       // kResourceExhausted: the quota is full and append already waited for acks. Go on one
@@ -355,6 +374,15 @@ void Pipeline::writerLoop() {
     staged_bytes_ -= std::min(staged_bytes_, bytes);
     space_cv_.notify_all();
   }
+}
+
+void Pipeline::setBufferFull(bool full) {
+  {
+    std::lock_guard lock(mu_);
+    if (buffer_full_ == full) return;
+    buffer_full_ = full;
+  }
+  if (!full) space_cv_.notify_all();
 }
 
 Status Pipeline::waitCommitted(std::pair<uint64_t, uint64_t> range, Duration d) {

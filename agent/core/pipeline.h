@@ -52,6 +52,12 @@ class Pipeline {
   // given with each emit. Used to forward dead letters to their configured output.
   Emitter& routedEmitterFor(const std::string& input, const std::string& route);
 
+  // An emitter for records the core itself produces (processor ticks, input "processor:<name>";
+  // the stream is given with each emit). Unlike input emitters it still accepts records after
+  // stopInputs() — without waiting for room then — until flushAndStop(), so what processors
+  // flush at stop is stored with the rest.
+  Emitter& tickEmitterFor(const std::string& input);
+
   // Starts the writer thread.
   void start();
 
@@ -89,6 +95,7 @@ class Pipeline {
   // Writer thread: stores the queued input dead letters (lock held on entry and exit).
   void storeDeadLettersLocked(std::unique_lock<std::mutex>& lock);
   void writerLoop();
+  void setBufferFull(bool full);  // writer thread
 
   Buffer& buffer_;
   const BatchingOptions options_;
@@ -125,6 +132,7 @@ class Pipeline {
   bool inputs_stopping_ = false;
   bool writer_stopping_ = false;
   bool writer_stopped_ = false;
+  bool buffer_full_ = false;  // the writer's last append was refused for lack of room
   SteadyTime flush_deadline_{};
   uint64_t shutdown_dropped_ = 0;
   bool carry_ = false;               // flushAndStop(…, carry): keep what cannot be appended

@@ -51,6 +51,15 @@ const OptionSpec kCommonOutput[] = {
      .fields = kDeadLetter},
 };
 
+const OptionSpec kCommonProcessor[] = {
+    {.key = "name", .type = OptionType::kString,
+     .help = "instance name, unique among processors (metrics label); defaults to the type, or "
+             "<type>-<position> when the type is used more than once"},
+    {.key = "type", .type = OptionType::kString, .help = "plugin name", .required = true},
+    {.key = "match", .type = OptionType::kString, .default_value = "*",
+     .help = "glob over stream names; batches of other streams pass this processor untouched"},
+};
+
 void describeOptions(std::ostringstream& os, std::span<const OptionSpec> specs, int indent,
                      std::string_view prefix) {
   for (const OptionSpec& o : specs) {
@@ -66,6 +75,8 @@ void describeOptions(std::ostringstream& os, std::span<const OptionSpec> specs, 
     os << "\n" << std::string(indent + 4, ' ') << o.help << "\n";
     if (o.type == OptionType::kObject) {
       describeOptions(os, o.fields, indent + 2, std::string(prefix) + std::string(o.key) + ".");
+    } else if (o.type == OptionType::kObjectList) {
+      describeOptions(os, o.fields, indent + 2, std::string(prefix) + std::string(o.key) + "[].");
     }
   }
 }
@@ -73,6 +84,16 @@ void describeOptions(std::ostringstream& os, std::span<const OptionSpec> specs, 
 
 std::span<const OptionSpec> commonInputOptions() { return kCommonInput; }
 std::span<const OptionSpec> commonOutputOptions() { return kCommonOutput; }
+std::span<const OptionSpec> commonProcessorOptions() { return kCommonProcessor; }
+
+std::span<const OptionSpec> commonOptions(PluginKind kind) {
+  switch (kind) {
+    case PluginKind::kInput: return kCommonInput;
+    case PluginKind::kOutput: return kCommonOutput;
+    case PluginKind::kProcessor: return kCommonProcessor;
+  }
+  return {};
+}
 
 PluginRegistry::PluginRegistry(std::span<const PluginDescriptor* const> plugins) : plugins_(plugins) {}
 
@@ -94,8 +115,9 @@ std::vector<std::string> PluginRegistry::names(PluginKind kind) const {
 std::string PluginRegistry::describe() const {
   std::ostringstream os;
   for (PluginKind kind : {PluginKind::kInput, PluginKind::kProcessor, PluginKind::kOutput}) {
-    os << (kind == PluginKind::kInput ? "Inputs" : "Outputs") << " (common keys:";
-    for (const OptionSpec& o : kind == PluginKind::kInput ? commonInputOptions() : commonOutputOptions()) {
+    os << (kind == PluginKind::kInput ? "Inputs" : kind == PluginKind::kOutput ? "Outputs" : "Processors")
+       << " (common keys:";
+    for (const OptionSpec& o : commonOptions(kind)) {
       os << " " << o.key;
     }
     os << ")\n";

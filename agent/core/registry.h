@@ -34,8 +34,10 @@ class PluginRegistry {
   std::span<const PluginDescriptor* const> plugins_;
 };
 
-// Keys every input/output has, owned by the core: name, type, stream / match.
+// Keys every input/output/processor has, owned by the core: name, type, stream / match.
 std::span<const OptionSpec> commonInputOptions();
 std::span<const OptionSpec> commonOutputOptions();
+std::span<const OptionSpec> commonProcessorOptions();
+std::span<const OptionSpec> commonOptions(PluginKind kind);
 
 }  // namespace ferry

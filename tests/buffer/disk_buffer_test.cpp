@@ -440,6 +440,43 @@ TEST_SUITE("buffer.disk.dead_letters") {
     CHECK(rest->size() == 2);
   }
 
+  TEST_CASE_FIXTURE(Fixture, "an input's dead letter is sealed, kept outside the log and survives reopen") {
+    DiskBufferOptions o = options();
+    o.keys = {key("k1")};
+    const std::string marker = "UNMISTAKABLE-LONG-LINE-MARKER";
+    {
+      auto buf = open(o);
+      declare(*buf, {"up"});
+      Block b;
+      b.lineage = Lineage{"gw", "logs", "app", 2};
+      b.records.append(marker + " \xff not json");
+      auto id = buf->keepDeadLetter("input:logs", b, "line_too_long: a.log offset 7");
+      REQUIRE(id.isOk());
+      CHECK(*id > 0);
+      CHECK(buf->stats().records == 0);
+      CHECK(buf->stats().dead_letter_records == 1);
+      // Stored encrypted: no file of the buffer holds the record's bytes.
+      for (const auto& f : std::filesystem::recursive_directory_iterator(dir.file("buffer"))) {
+        if (!f.is_regular_file()) continue;
+        std::ifstream in(f.path(), std::ios::binary);
+        std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        CHECK(all.find(marker) == std::string::npos);
+      }
+    }
+    auto buf = open(o);
+    int n = 0;
+    REQUIRE(buf->forEachDeadLetter([&](const DeadLetter& d) {
+                 ++n;
+                 CHECK(d.output == "input:logs");
+                 CHECK(d.reason == "line_too_long: a.log offset 7");
+                 CHECK(d.block.lineage.input == "logs");
+                 REQUIRE(d.block.records.size() == 1);
+                 CHECK(d.block.records[0] == marker + " \xff not json");
+               }).isOk());
+    CHECK(n == 1);
+    CHECK(buf->stats().dead_letter_records == 1);
+  }
+
   TEST_CASE_FIXTURE(Fixture, "the queue is bounded: the oldest dead letters make room and are counted") {
     auto o = options();
     o.max_bytes = 8 << 20;  // queue cap: 1 MiB

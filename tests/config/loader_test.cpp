@@ -11,7 +11,12 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr std::string_view kFormats[] = {"json", "text"};
+const OptionSpec kPointOptions[] = {
+    {.key = "name", .type = OptionType::kString, .help = "field", .required = true},
+    {.key = "scale", .type = OptionType::kDouble, .default_value = "1", .help = "factor"},
+};
 const OptionSpec kProbeOptions[] = {
+    {.key = "points", .type = OptionType::kObjectList, .help = "what to read", .fields = kPointOptions},
     {.key = "paths", .type = OptionType::kStringList, .help = "files", .required = true},
     {.key = "interval", .type = OptionType::kDuration, .default_value = "1s", .help = "poll"},
     {.key = "format", .type = OptionType::kEnum, .default_value = "json", .help = "fmt", .choices = kFormats},
@@ -254,5 +259,50 @@ outputs: [{type: sink, path: "${FERRY_TEST_UNSET}"}]
     auto bad = optionsFromYaml("paths: [x]\nbogus: 1", kProbeOptions);
     REQUIRE_FALSE(bad.isOk());
     CHECK(bad.status().message().find("bogus: unknown key") != std::string::npos);
+  }
+
+  TEST_CASE("a list of objects: each item checked against its fields, with defaults and item paths") {
+    LoadResult ok = load(R"(inputs:
+  - type: probe
+    paths: [/a]
+    points:
+      - {name: t, scale: 0.5}
+      - name: p
+outputs:
+  - { type: sink, path: /x }
+)");
+    INFO(joined(ok));
+    REQUIRE(ok.problems.empty());
+    const Options& o = ok.config->inputs[0].options;
+    REQUIRE(o.listSize("points") == 2);
+    CHECK(o.getString(Options::itemKey("points", 0, "name")) == "t");
+    CHECK(o.getDouble(Options::itemKey("points", 0, "scale")) == 0.5);
+    CHECK(o.getString(Options::itemKey("points", 1, "name")) == "p");
+    CHECK(o.getDouble(Options::itemKey("points", 1, "scale")) == 1);  // the item's default
+    CHECK(o.where(Options::itemKey("points", 1, "name")).line == 6);
+    LoadResult none = load("inputs: [{type: probe, paths: [/a]}]\noutputs: [{type: sink, path: /x}]\n");
+    REQUIRE(none.config.has_value());
+    CHECK(none.config->inputs[0].options.listSize("points") == 0);
+
+    LoadResult bad = load(R"(inputs:
+  - type: probe
+    paths: [/a]
+    points:
+      - {name: t, colour: red}
+      - {scale: 2}
+      - just-a-string
+  - type: probe
+    paths: [/b]
+    points: {name: t}
+outputs:
+  - { type: sink, path: /x }
+)");
+    const std::string all = joined(bad);
+    INFO(all);
+    CHECK(all.find("test.yaml:5: inputs[0].points[0].colour: unknown key (valid keys: name, scale)") !=
+          std::string::npos);
+    CHECK(all.find("test.yaml:6: inputs[0].points[1].name: missing required key") != std::string::npos);
+    CHECK(all.find("test.yaml:7: inputs[0].points[2]: expected a mapping") != std::string::npos);
+    CHECK(all.find("test.yaml:10: inputs[1].points: expected a list of objects") != std::string::npos);
   }
 }

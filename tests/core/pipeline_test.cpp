@@ -210,3 +210,119 @@ TEST_SUITE("core.pipeline") {
     for (size_t i = 0; i < seen.size(); ++i) CHECK(seen[i] == "{\"n\":" + std::to_string(i) + "}");
   }
 }
+
+TEST_SUITE("core.pipeline.emitter") {
+  TEST_CASE("tryEmit gives up after its wait when the core is full, and takes records once there is room") {
+    MetricsRegistry metrics;
+    MemoryBuffer buf({200, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    BatchingOptions opts;
+    opts.max_records = 10;
+    opts.max_wait = 1ms;
+    opts.staging_max_bytes = 100;
+    Pipeline p(buf, opts, "gw", 0, metrics, systemClock());
+    Emitter& e = p.emitterFor("in", "in");
+    p.start();
+    // Fill buffer and stage until a try fails; nobody acks.
+    Status st;
+    int accepted = 0;
+    for (int i = 0; i < 100; ++i) {
+      st = e.tryEmit(numbered(i * 10, 10), 50ms);
+      if (!st.isOk()) break;
+      ++accepted;
+    }
+    REQUIRE(st.code() == StatusCode::kResourceExhausted);
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(e.tryEmit(numbered(0, 10), 100ms).code() == StatusCode::kResourceExhausted);
+    CHECK(std::chrono::steady_clock::now() - t0 >= 90ms);
+    // The output acks everything: room again.
+    auto r = buf.read("o", 0, 1000, 0ms);
+    REQUIRE(r.isOk());
+    REQUIRE_FALSE(r->empty());
+    REQUIRE(buf.ack("o", r->back()->seq, {}).isOk());
+    CHECK(e.tryEmit(numbered(1000, 10), 2s).isOk());
+    p.stopInputs();
+    p.flushAndStop(std::chrono::steady_clock::now() + 100ms);
+    CHECK(accepted > 0);
+  }
+
+  TEST_CASE("a tracked emit is committed once its block is in the buffer, without waiting for max_wait") {
+    MetricsRegistry metrics;
+    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    BatchingOptions opts;
+    opts.max_records = 1000;
+    opts.max_wait = 10s;  // a tracked emit must not wait for this
+    Pipeline p(buf, opts, "gw", 0, metrics, systemClock());
+    Emitter& e = p.emitterFor("mq", "mq");
+    Emitter& other = p.emitterFor("other", "other");
+    p.start();
+    REQUIRE(other.emit(numbered(0, 5)).isOk());  // stays open (max_wait 10 s)
+    auto t1 = e.emitTracked(numbered(100, 3));
+    REQUIRE(t1.isOk());
+    auto t2 = e.emitTracked(numbered(103, 2));
+    REQUIRE(t2.isOk());
+    CHECK(*t2 > *t1);
+    CHECK(e.waitCommitted(*t2, 5s).isOk());
+    CHECK(e.waitCommitted(*t1, 0ms).isOk());  // older tickets are committed too
+    CHECK(buf.stats().records == 5);          // the untracked open block is not cut
+    p.stopInputs();
+    p.flushAndStop(std::chrono::steady_clock::now() + 1s);
+    CHECK(buf.stats().records == 10);
+  }
+
+  TEST_CASE("a tracked emit the buffer could not store reports it; a stopped pipeline cancels waits") {
+    MetricsRegistry metrics;
+    // Room for almost nothing: the block is larger than the quota (dropped as too_large).
+    MemoryBuffer buf({64, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    BatchingOptions opts;
+    opts.max_wait = 10s;
+    Pipeline p(buf, opts, "gw", 0, metrics, systemClock());
+    Emitter& e = p.emitterFor("mq", "mq");
+    p.start();
+    RecordBatch big;
+    big.append("{\"pad\":\"" + std::string(200, 'x') + "\"}");
+    auto t = e.emitTracked(big);
+    REQUIRE(t.isOk());
+    Status st = e.waitCommitted(*t, 5s);
+    CHECK(st.code() == StatusCode::kIoError);
+    CHECK(metrics.counterValue("ferry_dropped_records_total", {{"reason", "too_large"}}) == 1);
+    p.stopInputs();
+    p.flushAndStop(std::chrono::steady_clock::now() + 100ms);
+    CHECK(e.waitCommitted(*t + 1, 1s).code() == StatusCode::kCancelled);
+  }
+
+  TEST_CASE("input dead letters are kept in the buffer's queue under input:<name>; drops are counted per reason") {
+    MetricsRegistry metrics;
+    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    Pipeline p(buf, BatchingOptions{}, "gw", 3, metrics, systemClock());
+    Emitter& e = p.emitterFor("logs", "app");
+    p.start();
+    RecordBatch line;
+    line.append("not json, and very long");
+    REQUIRE(e.deadLetter(line, "line_too_long: /var/log/a.log offset 10").isOk());
+    e.countDropped("bad_json", 2);
+    e.countDropped("bad_json");
+    p.stopInputs();
+    p.flushAndStop(std::chrono::steady_clock::now() + 1s);
+    std::vector<DeadLetter> kept;
+    REQUIRE(buf.forEachDeadLetter([&](const DeadLetter& d) { kept.push_back(d); }).isOk());
+    REQUIRE(kept.size() == 1);
+    CHECK(kept[0].output == "input:logs");
+    CHECK(kept[0].reason == "line_too_long: /var/log/a.log offset 10");
+    CHECK(kept[0].block.lineage == Lineage{"gw", "logs", "app", 3});
+    REQUIRE(kept[0].block.records.size() == 1);
+    CHECK(kept[0].block.records[0] == "not json, and very long");
+    CHECK(buf.stats().records == 0);  // not part of the log
+    CHECK(metrics.counterValue("ferry_dead_letter_records_total", {{"output", "input:logs"}}) == 1);
+    CHECK(metrics.counterValue("ferry_dropped_records_total", {{"reason", "bad_json"}}) == 3);
+    CHECK(metrics.counterValue("ferry_input_dropped_records_total", {{"input", "logs"}, {"reason", "bad_json"}}) == 3);
+    CHECK(e.deadLetter(line, "late").code() == StatusCode::kCancelled);
+  }
+}

@@ -34,7 +34,7 @@ TEST_SUITE("integration.modbus_input") {
               "    address: \"127.0.0.1:" + std::to_string(port) + "\"\n"
               "    interval: 100ms\n"
               "    timeout: 100ms\n"
-              "    registers: [\"temp:holding:0:1:int16:ABCD:0.1\", \"count:input:2:1:uint32\"]\n"
+              "    registers: [{name: temp, type: holding, address: 0, count: 1, data_type: int16, byte_order: ABCD, scale: 0.1}, {name: count, type: input, address: 2, count: 1, data_type: uint32}]\n"
               "outputs:\n"
               "  - { name: local, type: file, path: " + out + " }\n");
     Process ferry({FERRY_BINARY, "run", "-c", dir.file("ferry.yaml")}, dir.path().string(), "ferry");

@@ -51,7 +51,8 @@ class CaptureEmitter final : public Emitter {
   }
   // Tickets count tracked emits; a ticket is committed once commit_through reaches it
   // (tests move it; auto_commit commits every accepted emit at once).
-  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream = {}) override {
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream = {},
+                               Duration = Duration::max()) override {
     Status st = emit(batch, stream);
     if (!st.isOk()) return st;
     std::lock_guard lock(mu_);

@@ -75,7 +75,10 @@ class Emitter {
   // not yet, kCancelled when the agent stops first, kIoError when the records could not
   // be stored (dropped and counted by the core, or carried to the next configuration at a
   // reload): then do not acknowledge the source.
-  virtual Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream = {}) = 0;
+  // `wait` bounds the wait for room as in tryEmit() (kResourceExhausted, nothing accepted);
+  // by default it waits like emit().
+  virtual Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream = {},
+                                       Duration wait = Duration::max()) = 0;
   virtual Status waitCommitted(uint64_t ticket, Duration d) = 0;
 
   // Keeps records this input cannot deliver as records (a line over max_line_bytes with

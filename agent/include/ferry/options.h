@@ -35,6 +35,8 @@ enum class OptionType {
   kStringList,  // list of strings
   kObject,      // nested table described by `fields`
   kStringMap,   // mapping of string keys to string values (e.g. HTTP headers), in document order
+  kObjectList,  // list of objects, each described by `fields`; the list's length is stored as
+                // an int under the key, item i's values under "key[i].field" (listSize())
 };
 
 std::string_view optionTypeName(OptionType type);
@@ -47,7 +49,7 @@ struct OptionSpec {
   bool required = false;
   bool secret = false;  // never logged or printed; registered with the log scrubber
   std::span<const std::string_view> choices = {};  // kEnum; kStringList: allowed items
-  std::span<const OptionSpec> fields = {};         // kObject
+  std::span<const OptionSpec> fields = {};         // kObject, kObjectList (each item)
 };
 
 // Where a value came from, for error messages raised after validation.
@@ -82,6 +84,9 @@ class Options {
   uint64_t getSize(std::string_view key) const;
   const std::vector<std::string>& getStringList(std::string_view key) const;
   const std::vector<std::pair<std::string, std::string>>& getStringMap(std::string_view key) const;
+  // kObjectList: the number of items (0 when unset); item i's keys are "<key>[i].<field>".
+  size_t listSize(std::string_view key) const;
+  static std::string itemKey(std::string_view list, size_t index, std::string_view field);
 
   // Location of a key (or of the table itself for ""), for factory errors.
   SourceLocation where(std::string_view key) const;

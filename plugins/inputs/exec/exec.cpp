@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <simdjson.h>
 #include <spawn.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
@@ -25,7 +24,6 @@ extern char** environ;  // NOLINT: POSIX
 namespace ferry {
 namespace {
 
-constexpr std::string_view kFormats[] = {"json", "text"};
 
 constexpr uint64_t kMaxOutputLimit = 64 << 20;
 constexpr size_t kFirstOutputChunk = 64 << 10;
@@ -38,7 +36,7 @@ constexpr Duration kLogWindow = std::chrono::minutes(1);
 constexpr std::string_view kFailureReasons[] = {"spawn_failed", "exit_status", "signal",
                                                 "timeout", "output_too_large"};
 
-constexpr OptionSpec kOptions[] = {
+constexpr OptionSpec kOwnOptions[] = {
     {.key = "command",
      .type = OptionType::kStringList,
      .help = "argv of the command (no shell); the first item is an absolute path or a name "
@@ -52,12 +50,6 @@ constexpr OptionSpec kOptions[] = {
      .type = OptionType::kDuration,
      .help = "a run still going after this is killed (SIGTERM, SIGKILL 1s later); default "
              "and maximum: interval"},
-    {.key = "format",
-     .type = OptionType::kEnum,
-     .default_value = "json",
-     .help = "json: each stdout line is one JSON object (others are dropped); text: each "
-             "line becomes {\"message\":..}",
-     .choices = kFormats},
     {.key = "max_output_bytes",
      .type = OptionType::kSize,
      .default_value = "4MiB",
@@ -69,6 +61,8 @@ constexpr OptionSpec kOptions[] = {
      .type = OptionType::kString,
      .help = "directory the command runs in; default: the agent's"},
 };
+// format, pattern, columns, delimiter, invalid_utf8: as every line-format user (docs/formats.md).
+constexpr auto kOptions = withLineFormatOptions(kOwnOptions);
 
 // "file:line: path" of `key`, falling back to the bare key so a message always names it.
 std::string locate(const Options& opts, std::string_view key, int index = -1) {
@@ -94,8 +88,6 @@ int openPidfd(pid_t pid) {
   return -1;
 #endif
 }
-
-bool isJsonSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
 
 // Closes on destruction.
 struct UniqueFd {
@@ -186,9 +178,9 @@ Result<ExecSettings> ExecSettings::fromOptions(const Options& opts) {
     return invalidArgument(locate(opts, "timeout") + ": must be greater than 0 and at most " +
                            "interval (" + formatDuration(s.interval) + ")");
   }
-  if (opts.has("format")) {
-    s.format = opts.getString("format") == "text" ? Format::kText : Format::kJson;
-  }
+  Result<LineFormatSpec> format = lineFormatSpecFromOptions(opts);
+  if (!format.isOk()) return format.status();
+  s.format = std::move(format).value();
   if (opts.has("max_output_bytes")) s.max_output_bytes = opts.getSize("max_output_bytes");
   if (s.max_output_bytes == 0 || s.max_output_bytes > kMaxOutputLimit) {
     return invalidArgument(locate(opts, "max_output_bytes") +
@@ -219,10 +211,10 @@ ExecInput::ExecInput(ExecSettings settings, std::string instance, const Clock& c
   for (const std::string& a : settings_.command) argv_.push_back(const_cast<char*>(a.c_str()));
   argv_.push_back(nullptr);
   out_cap_ = std::min<size_t>(kFirstOutputChunk, settings_.max_output_bytes);
-  out_ = std::make_unique<char[]>(out_cap_ + simdjson::SIMDJSON_PADDING);
-  if (settings_.format == ExecSettings::Format::kJson) {
-    parser_ = std::make_unique<simdjson::dom::parser>();
-  }
+  out_ = std::make_unique<char[]>(out_cap_ + kLinePadding);
+  // The spec was checked by fromOptions (the regex compiled there); make() cannot fail then.
+  Result<LineParser> parser = LineParser::make(settings_.format);
+  if (parser.isOk()) parser_.emplace(std::move(parser).value());
   if (metrics != nullptr) {
     for (int i = 0; i < static_cast<int>(Failure::kCount); ++i) {
       failures_[i] = &metrics->counter(
@@ -230,8 +222,6 @@ ExecInput::ExecInput(ExecSettings settings, std::string instance, const Clock& c
           {{"input", instance_}, {"reason", std::string(kFailureReasons[i])}},
           "failed collections or service starts");
     }
-    bad_json_ = &metrics->counter("ferry_dropped_records_total", {{"reason", "exec_bad_json"}},
-                                  "records dropped, by reason");
   }
 }
 
@@ -374,7 +364,7 @@ ExecInput::RunResult ExecInput::run(Emitter& emitter) {
       }
       if (out_len_ == out_cap_) {
         const size_t cap = std::min<size_t>(out_cap_ * 2, settings_.max_output_bytes);
-        auto bigger = std::make_unique<char[]>(cap + simdjson::SIMDJSON_PADDING);
+        auto bigger = std::make_unique<char[]>(cap + kLinePadding);
         std::memcpy(bigger.get(), out_.get(), out_len_);
         out_ = std::move(bigger);
         out_cap_ = cap;
@@ -467,34 +457,17 @@ ExecInput::RunResult ExecInput::run(Emitter& emitter) {
 }
 
 void ExecInput::handleLine(const char* line, size_t len, uint64_t number) {
-  if (settings_.format == ExecSettings::Format::kText) {
-    if (len > 0 && line[len - 1] == '\r') --len;
-    if (len == 0) return;
-    std::string& d = batch_.mutableData();
-    d.append("{\"message\":");
-    appendJsonString(d, std::string_view(line, len));
-    d.push_back('}');
-    batch_.commitRecord();
-    return;
-  }
-  while (len > 0 && isJsonSpace(line[0])) ++line, --len;
-  while (len > 0 && isJsonSpace(line[len - 1])) --len;
-  if (len == 0) return;
-  // No copy: out_ has SIMDJSON_PADDING allocated bytes past its capacity.
-  simdjson::dom::element doc;
-  if (parser_->parse(line, len, false).get(doc) == simdjson::SUCCESS &&
-      doc.type() == simdjson::dom::element_type::OBJECT) {
-    batch_.append(std::string_view(line, len));
-    return;
-  }
-  if (bad_json_ != nullptr) bad_json_->add();
-  ++bad_json_since_log_;
+  if (!parser_) return;
+  // out_ has kLinePadding allocated bytes past its capacity: json parses in place.
+  const LineOutcome r = parser_->parsePadded(std::string_view(line, len), batch_);
+  if (!r.refused()) return;
+  drops_.add(r.reason);
+  ++refused_since_log_;
   uint64_t suppressed = 0;
-  if (allow(bad_json_log_, &suppressed)) {
-    logWarn("input", instance_, ": dropped line ", number,
-            " of the command's output: not a JSON object (", bad_json_since_log_,
-            " such lines since the last report)");
-    bad_json_since_log_ = 0;
+  if (allow(refused_log_, &suppressed)) {
+    logWarn("input", instance_, ": dropped line ", number, " of the command's output (", r.reason, "; ",
+            refused_since_log_, " such lines since the last report)");
+    refused_since_log_ = 0;
   }
 }
 
@@ -549,6 +522,7 @@ Status ExecInput::collect(Emitter& emitter) {
   }
 
   buildRecords(r.exited && WIFEXITED(r.wait_status) && !r.cut);
+  drops_.drain([&](std::string_view reason, uint64_t n) { emitter.countDropped(reason, n); });
   if (batch_.empty()) return Status::ok();
   Status st = emitter.emit(batch_);
   if (st.isOk()) {

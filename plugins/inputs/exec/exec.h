@@ -17,14 +17,13 @@
 // the run is reported and nothing more is read. Stderr is read as it comes; each line is
 // logged at warn level (at most 20 lines a minute per input, the rest counted and reported).
 //
-// Records (format json: each line must be one JSON object, checked with simdjson, emitted
-// with surrounding whitespace trimmed; format text: {"message":"<line>"} with JSON escaping,
-// invalid UTF-8 replaced by U+FFFD): every complete line of a run becomes a record, also
+// Records (`format` and its keys as every line-format user, agent/formats/line_format.h and
+// docs/formats.md; default json): every complete line of a run becomes a record, also
 // when the run failed, timed out or was cut; a last line without its '\n' counts as complete
 // only when the command exited by itself (any exit status) and the output was not cut. Empty
-// lines are skipped. A json line that is not an object is dropped and counted in
-// ferry_dropped_records_total{reason="exec_bad_json"} (logged once a minute, with the line
-// number). All records of a run go to the emitter in one batch (one emit()).
+// lines are skipped. A line the format refuses is dropped and counted with its reason
+// (bad_json, invalid_utf8, ...) through Emitter::countDropped (logged once a minute, with the
+// line number). All records of a run go to the emitter in one batch (one emit()).
 //
 // Failures are not fatal: a spawn failure, a non-zero exit status, death by a signal, a
 // timeout and a cut output are logged (warn, at most 5 a minute per input) and counted in
@@ -53,6 +52,7 @@
 #include <utility>
 #include <vector>
 
+#include "agent/formats/line_format.h"
 #include "ferry/clock.h"
 #include "ferry/input.h"
 #include "ferry/metrics.h"
@@ -69,12 +69,11 @@ namespace ferry {
 
 // The options of one instance after validation and defaulting.
 struct ExecSettings {
-  enum class Format : uint8_t { kJson, kText };
 
   std::vector<std::string> command;  // argv; command[0] resolved to an absolute path
   Duration interval = std::chrono::seconds(10);
   Duration timeout = std::chrono::seconds(10);
-  Format format = Format::kJson;
+  LineFormatSpec format;  // json by default (docs/formats.md)
   uint64_t max_output_bytes = 4 << 20;
   std::vector<std::pair<std::string, std::string>> env;  // extra environment, in order
   std::string working_dir;                               // empty: the agent's
@@ -143,20 +142,20 @@ class ExecInput final : public Input {
 
   std::vector<char*> argv_;  // points into settings_.command, null-terminated
 
-  std::unique_ptr<char[]> out_;  // out_cap_ bytes + simdjson::SIMDJSON_PADDING
+  std::unique_ptr<char[]> out_;  // out_cap_ bytes + kLinePadding
   size_t out_cap_ = 0;
   size_t out_len_ = 0;
   std::string err_;  // stderr bytes not yet logged (a partial line)
   RecordBatch batch_;
   bool pending_ = false;  // batch_ was refused by the emitter and is offered again
-  std::unique_ptr<simdjson::dom::parser> parser_;  // json format only
+  std::optional<LineParser> parser_;
+  LineDropTally drops_;  // refused lines of this run, by reason, counted once per run
 
   Counter* failures_[static_cast<int>(Failure::kCount)] = {};
-  Counter* bad_json_ = nullptr;
   LogWindow stderr_log_{.limit = 20};
   LogWindow failure_log_{.limit = 5};
-  LogWindow bad_json_log_{.limit = 1};
-  uint64_t bad_json_since_log_ = 0;
+  LogWindow refused_log_{.limit = 1};
+  uint64_t refused_since_log_ = 0;
 };
 
 // The descriptor the generated plugin table points at (plugins/CMakeLists.txt).

@@ -54,9 +54,7 @@ struct Harness {
     return metrics.counterValue("ferry_input_errors_total",
                                 {{"input", "probe"}, {"reason", std::string(reason)}});
   }
-  uint64_t badJson() const {
-    return metrics.counterValue("ferry_dropped_records_total", {{"reason", "exec_bad_json"}});
-  }
+  uint64_t dropped(const std::string& reason) { return em.dropped[reason]; }
 };
 
 double secondsSince(std::chrono::steady_clock::time_point t) {
@@ -71,8 +69,9 @@ TEST_SUITE("inputs.exec") {
     CHECK((d.make_input != nullptr));
     std::vector<std::string_view> keys;
     for (const OptionSpec& s : d.options) keys.push_back(s.key);
-    CHECK(keys == std::vector<std::string_view>{"command", "interval", "timeout", "format",
-                                                "max_output_bytes", "env", "working_dir"});
+    CHECK(keys == std::vector<std::string_view>{"command", "interval", "timeout", "max_output_bytes", "env",
+                                                "working_dir", "format", "pattern", "columns", "delimiter",
+                                                "invalid_utf8"});
   }
 
   TEST_CASE("defaults: 10s interval, timeout = interval, json, 4MiB; bare names use PATH") {
@@ -82,7 +81,7 @@ TEST_SUITE("inputs.exec") {
     CHECK(s->command[0].ends_with("/sh"));
     CHECK(s->interval == Duration(10s));
     CHECK(s->timeout == Duration(10s));
-    CHECK(s->format == ExecSettings::Format::kJson);
+    CHECK(s->format.format == LineFormat::kJson);
     CHECK(s->max_output_bytes == 4u << 20);
 
     Options o = execOptions({"/bin/true"});
@@ -154,6 +153,7 @@ TEST_SUITE("inputs.exec") {
     Harness h;
     Options o = shOptions(R"(printf 'plain\nwith "quotes" and \\ and\ttab\r\n\377bad\n')");
     o.set("format", std::string("text"), {});
+    o.set("invalid_utf8", std::string("replace"), {});
     REQUIRE(h.make(o).isOk());
     REQUIRE(h.collect().isOk());
     REQUIRE(h.em.records.size() == 3);
@@ -312,9 +312,21 @@ TEST_SUITE("inputs.exec") {
     REQUIRE(h.make(shOptions(R"(printf '{"a":1}\nnot json\n[1,2]\n{"b":2}\n{"c":\n')")).isOk());
     REQUIRE(h.collect().isOk());
     CHECK(h.em.records == std::vector<std::string>{R"({"a":1})", R"({"b":2})"});
-    CHECK(h.badJson() == 3);
+    CHECK(h.dropped("bad_json") == 2);       // "not json", the cut object
+    CHECK(h.dropped("not_an_object") == 1);  // [1,2]
     CHECK(logs.count("dropped line 2 of the command's output") == 1);  // once a minute
     CHECK(logs.count("probe") >= 1);
+  }
+
+  TEST_CASE("other line formats: logfmt records, invalid UTF-8 and NUL bytes refused per reason") {
+    Harness h;
+    Options o = shOptions(R"(printf 'level=info n=1\nbad=\377\nlevel=warn n=2\nnul=a\000b\n')");
+    o.set("format", std::string("logfmt"), {});
+    REQUIRE(h.make(o).isOk());
+    REQUIRE(h.collect().isOk());
+    CHECK(h.em.records == std::vector<std::string>{R"({"level":"info","n":1})", R"({"level":"warn","n":2})"});
+    CHECK(h.dropped("invalid_utf8") == 1);
+    CHECK(h.dropped("nul_byte") == 1);
   }
 
   TEST_CASE("the command inherits no descriptors but 0, 1, 2") {

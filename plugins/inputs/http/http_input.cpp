@@ -51,6 +51,17 @@ constexpr OptionSpec kOptions[] = {
      .type = OptionType::kInt,
      .default_value = "32",
      .help = "most client connections served at once (each has a thread)"},
+    {.key = "busy_timeout",
+     .type = OptionType::kDuration,
+     .default_value = "1s",
+     .help = "how long a request waits for room while the buffer is full before it is "
+             "answered 503 with Retry-After"},
+    {.key = "commit_timeout",
+     .type = OptionType::kDuration,
+     .default_value = "10s",
+     .help = "how long a request waits for its records to be committed (written, fsynced "
+             "with durability: fsync) before it is answered 503; the records may still "
+             "arrive then, so a client that sends again may duplicate them"},
 };
 
 std::string_view trimSpace(std::string_view s) {
@@ -212,6 +223,14 @@ Result<HttpInputSettings> HttpInputSettings::fromOptions(const Options& opts) {
                              std::to_string(kMaxConnectionsLimit));
     }
     s.max_connections = static_cast<unsigned>(n);
+  }
+  if (opts.has("busy_timeout")) s.busy_timeout = opts.getDuration("busy_timeout");
+  if (opts.has("commit_timeout")) s.commit_timeout = opts.getDuration("commit_timeout");
+  if (s.busy_timeout > std::chrono::minutes(1)) {
+    return invalidArgument(opts.where("busy_timeout").describe() + ": must be at most 1m");
+  }
+  if (s.commit_timeout <= Duration::zero() || s.commit_timeout > std::chrono::minutes(10)) {
+    return invalidArgument(opts.where("commit_timeout").describe() + ": must be between 1ns and 10m");
   }
   return s;
 }
@@ -435,12 +454,21 @@ HttpInput::Reply HttpInput::process(MHD_Connection* c, const std::string& body) 
     return r;
   }
 
-  Status st;
+  // 200 only once the records are committed: a crash after the answer loses nothing.
+  Result<uint64_t> ticket = uint64_t{0};
   {
     std::lock_guard lock(emit_mu_);
-    st = emitter_->emit(parsed.records);
+    ticket = emitter_->emitTracked(parsed.records, {}, settings_.busy_timeout);
   }
+  Status st = ticket.isOk() ? emitter_->waitCommitted(*ticket, settings_.commit_timeout) : ticket.status();
   if (st.isOk()) return r;
+  if (ticket.isOk()) {
+    // Accepted but not (yet) committed: the client should send again; that may duplicate.
+    logWarn("input", instance_, ": ", parsed.records.size(), " record(s) not committed in time: ", st.toString());
+    Reply busy = errorReply(503, "records not committed: " + st.toString() + "; send again later");
+    busy.retry_after = true;
+    return busy;
+  }
   // Nothing of the request was accepted: the refused ones were counted as dropped, the
   // valid ones stay with the client, which sends the whole body again.
   if (st.retryable() || st.code() == StatusCode::kCancelled) {

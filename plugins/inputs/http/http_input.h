@@ -71,6 +71,8 @@ struct HttpInputSettings {
   std::string bearer;  // empty: no authentication
   uint64_t max_body_bytes = 8 << 20;
   unsigned max_connections = 32;
+  Duration busy_timeout = std::chrono::seconds(1);
+  Duration commit_timeout = std::chrono::seconds(10);
 
   // Reads the validated options; checks what the table cannot (address syntax, path form,
   // limits), with errors naming the key's location.

@@ -88,7 +88,7 @@ class OverlapEmitter final : public Emitter {
     return emit(batch, stream);
   }
   Status tryEmit(const RecordBatch& batch, Duration, std::string_view stream) override { return emit(batch, stream); }
-  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream, Duration) override {
     Status st = emit(batch, stream);
     if (!st.isOk()) return st;
     return static_cast<uint64_t>(records.load());
@@ -279,6 +279,31 @@ TEST_SUITE("inputs.http") {
     CHECK(r.header("Retry-After") == "5");
     s.emitter.next_status = Status::ok();
     CHECK(post(s.port(), "{\"a\":1}\n").code == 200);
+  }
+
+  TEST_CASE("200 only once the records are committed; not committed in time is 503") {
+    HttpInputSettings settings;
+    settings.commit_timeout = std::chrono::milliseconds(300);
+    Server s(settings);
+    s.emitter.auto_commit = false;
+    std::atomic<int> code{0};
+    std::thread client([&] { code = post(s.port(), "{\"a\":1}\n").code; });
+    // The request waits for the commit of its ticket.
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (s.emitter.tickets == 0 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    REQUIRE(s.emitter.tickets == 1);
+    CHECK(code.load() == 0);
+    s.emitter.commitThrough(1);
+    client.join();
+    CHECK(code.load() == 200);
+
+    // Nobody commits the next one: 503 after commit_timeout, with Retry-After.
+    Response r = post(s.port(), "{\"b\":2}\n");
+    CHECK(r.code == 503);
+    CHECK(r.body.find("not committed") != std::string::npos);
+    CHECK_FALSE(r.header("retry-after").empty());
   }
 
   TEST_CASE("stop() returns within 1 s with idle keep-alive connections open") {

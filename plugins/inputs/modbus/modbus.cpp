@@ -28,6 +28,49 @@ constexpr std::string_view kReasons[] = {"connect_failed", "connection_lost", "r
                                          "bad_value"};
 constexpr std::string_view kParities[] = {"none", "even", "odd"};
 
+constexpr std::string_view kRegisterTypes[] = {"holding", "input", "coil", "discrete"};
+constexpr std::string_view kDataTypes[] = {"int16", "uint16", "int32", "uint32", "float32", "float64"};
+constexpr std::string_view kByteOrders[] = {"ABCD", "DCBA", "BADC", "CDAB"};
+
+constexpr OptionSpec kRegisterOptions[] = {
+    {.key = "name",
+     .type = OptionType::kString,
+     .help = "field name of the value in the record (unique; not ts or unit_id)",
+     .required = true},
+    {.key = "type",
+     .type = OptionType::kEnum,
+     .help = "holding | input (16-bit registers) | coil | discrete (bits)",
+     .required = true,
+     .choices = kRegisterTypes},
+    {.key = "address",
+     .type = OptionType::kInt,
+     .help = "first register or bit, 0..65535 (protocol address, not the 4xxxx notation)",
+     .required = true},
+    {.key = "count",
+     .type = OptionType::kInt,
+     .default_value = "1",
+     .help = "values to read (an array when above 1): up to 125 registers or 2000 bits per request"},
+    {.key = "data_type",
+     .type = OptionType::kEnum,
+     .default_value = "uint16",
+     .help = "registers only: int16 | uint16 | int32 | uint32 | float32 | float64 (2 and 4 registers)",
+     .choices = kDataTypes},
+    {.key = "byte_order",
+     .type = OptionType::kEnum,
+     .default_value = "ABCD",
+     .help = "registers only: order of the bytes of a multi-register value: ABCD (big-endian), "
+             "DCBA, BADC, CDAB (word-swapped)",
+     .choices = kByteOrders},
+    {.key = "scale",
+     .type = OptionType::kDouble,
+     .default_value = "1",
+     .help = "registers only: value = raw × scale + offset"},
+    {.key = "offset",
+     .type = OptionType::kDouble,
+     .default_value = "0",
+     .help = "registers only: added after scale"},
+};
+
 constexpr OptionSpec kOptions[] = {
     {.key = "address",
      .type = OptionType::kString,
@@ -62,12 +105,10 @@ constexpr OptionSpec kOptions[] = {
      .default_value = "1s",
      .help = "response (and connect) timeout of one request; at most interval"},
     {.key = "registers",
-     .type = OptionType::kStringList,
-     .help = "what to read, one entry per request: "
-             "\"name:type:address[:count[:data_type[:byte_order[:scale[:offset]]]]]\" with type "
-             "holding|input|coil|discrete, data_type int16|uint16|int32|uint32|float32|float64 "
-             "(default uint16), byte_order ABCD|DCBA|BADC|CDAB (default ABCD)",
-     .required = true},
+     .type = OptionType::kObjectList,
+     .help = "what to read: one request per entry, each value becomes a field of the record",
+     .required = true,
+     .fields = kRegisterOptions},
 };
 
 // "file:line: path" of `key`, falling back to the bare key so a message always names it.
@@ -81,22 +122,6 @@ std::string locate(const Options& opts, std::string_view key, int index = -1) {
 bool parseInt(std::string_view s, int* out) {
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && p == s.data() + s.size();
-}
-
-bool parseFinite(std::string_view s, double* out) {
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return ec == std::errc() && p == s.data() + s.size() && std::isfinite(*out);
-}
-
-std::vector<std::string_view> splitColons(std::string_view s) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  for (;;) {
-    const size_t colon = s.find(':', start);
-    parts.push_back(s.substr(start, colon - start));
-    if (colon == std::string_view::npos) return parts;
-    start = colon + 1;
-  }
 }
 
 bool isIntegerType(ModbusDataType t) {
@@ -162,68 +187,58 @@ double decodeModbusValue(std::span<const uint16_t> words, ModbusDataType type,
   return 0;
 }
 
-Result<ModbusRegister> ModbusRegister::parse(std::string_view text) {
-  const std::vector<std::string_view> p = splitColons(text);
-  const auto bad = [&](const std::string& why) {
-    return invalidArgument("register \"" + std::string(text) + "\": " + why);
+Result<ModbusRegister> ModbusRegister::fromOptions(const Options& opts, size_t index) {
+  const auto key = [&](std::string_view field) { return Options::itemKey("registers", index, field); };
+  const auto bad = [&](std::string_view field, const std::string& why) {
+    return invalidArgument(locate(opts, key(field)) + ": " + why);
   };
-  if (p.size() < 3 || p.size() > 8) {
-    return bad("expected name:type:address[:count[:data_type[:byte_order[:scale[:offset]]]]]");
-  }
   ModbusRegister r;
-  r.name = std::string(p[0]);
-  if (r.name.empty()) return bad("empty name");
-  if (p[1] == "holding") {
-    r.type = ModbusRegisterType::kHolding;
-  } else if (p[1] == "input") {
-    r.type = ModbusRegisterType::kInput;
-  } else if (p[1] == "coil") {
-    r.type = ModbusRegisterType::kCoil;
-  } else if (p[1] == "discrete") {
-    r.type = ModbusRegisterType::kDiscrete;
-  } else {
-    return bad("type must be holding, input, coil or discrete");
-  }
-  if (!parseInt(p[2], &r.address) || r.address < 0 || r.address > 65535) {
-    return bad("address must be 0..65535");
-  }
-  if (p.size() > 3 && !parseInt(p[3], &r.count)) return bad("count must be an integer");
+  r.name = opts.getString(key("name"));
+  if (r.name.empty()) return bad("name", "must not be empty");
+  const std::string& type = opts.getString(key("type"));
+  r.type = type == "input"      ? ModbusRegisterType::kInput
+           : type == "coil"     ? ModbusRegisterType::kCoil
+           : type == "discrete" ? ModbusRegisterType::kDiscrete
+                                : ModbusRegisterType::kHolding;
+  const int64_t address = opts.getInt(key("address"));
+  if (address < 0 || address > 65535) return bad("address", "must be 0..65535");
+  r.address = static_cast<int>(address);
   const bool bits = r.type == ModbusRegisterType::kCoil || r.type == ModbusRegisterType::kDiscrete;
-  if (bits && p.size() > 4)
-    return bad("coil and discrete take no data_type, byte_order, scale or offset");
-  if (p.size() > 4) {
-    static constexpr std::pair<std::string_view, ModbusDataType> kTypes[] = {
-        {"int16", ModbusDataType::kInt16},     {"uint16", ModbusDataType::kUint16},
-        {"int32", ModbusDataType::kInt32},     {"uint32", ModbusDataType::kUint32},
-        {"float32", ModbusDataType::kFloat32}, {"float64", ModbusDataType::kFloat64}};
-    const auto* it = std::find_if(std::begin(kTypes), std::end(kTypes),
-                                  [&](const auto& t) { return t.first == p[4]; });
-    if (it == std::end(kTypes)) {
-      return bad("data_type must be int16, uint16, int32, uint32, float32 or float64");
+  if (bits) {
+    // Data options mean nothing for bits: refuse them rather than ignore them silently.
+    for (std::string_view field : {"data_type", "byte_order", "scale", "offset"}) {
+      if (opts.where(key(field)).line != 0) return bad(field, "coil and discrete take no " + std::string(field));
     }
-    r.data_type = it->second;
   }
-  if (p.size() > 5) {
-    static constexpr std::pair<std::string_view, ModbusByteOrder> kOrders[] = {
-        {"ABCD", ModbusByteOrder::kABCD},
-        {"DCBA", ModbusByteOrder::kDCBA},
-        {"BADC", ModbusByteOrder::kBADC},
-        {"CDAB", ModbusByteOrder::kCDAB}};
-    const auto* it = std::find_if(std::begin(kOrders), std::end(kOrders),
-                                  [&](const auto& o) { return o.first == p[5]; });
-    if (it == std::end(kOrders)) return bad("byte_order must be ABCD, DCBA, BADC or CDAB");
-    r.byte_order = it->second;
+  const std::string& data_type = opts.getString(key("data_type"));
+  static constexpr std::pair<std::string_view, ModbusDataType> kTypes[] = {
+      {"int16", ModbusDataType::kInt16},     {"uint16", ModbusDataType::kUint16},
+      {"int32", ModbusDataType::kInt32},     {"uint32", ModbusDataType::kUint32},
+      {"float32", ModbusDataType::kFloat32}, {"float64", ModbusDataType::kFloat64}};
+  for (const auto& [n, t] : kTypes) {
+    if (n == data_type) r.data_type = t;
   }
-  if (p.size() > 6 && !parseFinite(p[6], &r.scale)) return bad("scale must be a finite number");
-  if (p.size() > 7 && !parseFinite(p[7], &r.offset)) {
-    return bad("offset must be a finite number");
+  const std::string& order = opts.getString(key("byte_order"));
+  static constexpr std::pair<std::string_view, ModbusByteOrder> kOrders[] = {
+      {"ABCD", ModbusByteOrder::kABCD},
+      {"DCBA", ModbusByteOrder::kDCBA},
+      {"BADC", ModbusByteOrder::kBADC},
+      {"CDAB", ModbusByteOrder::kCDAB}};
+  for (const auto& [n, o] : kOrders) {
+    if (n == order) r.byte_order = o;
   }
+  if (opts.has(key("scale"))) r.scale = opts.getDouble(key("scale"));
+  if (opts.has(key("offset"))) r.offset = opts.getDouble(key("offset"));
+  if (!std::isfinite(r.scale)) return bad("scale", "must be a finite number");
+  if (!std::isfinite(r.offset)) return bad("offset", "must be a finite number");
+  const int64_t count = opts.has(key("count")) ? opts.getInt(key("count")) : 1;
   const int limit = bits ? kMaxBitsPerRead : kMaxRegistersPerRead / modbusWords(r.data_type);
-  if (r.count < 1 || r.count > limit) {
-    return bad("count must be 1.." + std::to_string(limit) + " for this type");
+  if (count < 1 || count > limit) {
+    return bad("count", "must be 1.." + std::to_string(limit) + " for this type");
   }
+  r.count = static_cast<int>(count);
   const int span = bits ? r.count : r.count * modbusWords(r.data_type);
-  if (r.address + span > 65536) return bad("address + registers read pass 65535");
+  if (r.address + span > 65536) return bad("address", "address + registers read pass 65535");
   return r;
 }
 
@@ -278,13 +293,13 @@ Result<ModbusSettings> ModbusSettings::fromOptions(const Options& opts) {
   if (s.timeout <= Duration::zero() || s.timeout > s.interval) {
     return invalidArgument(locate(opts, "timeout") + ": must be above 0 and at most interval");
   }
-  const std::vector<std::string>& entries = opts.getStringList("registers");
-  if (entries.empty()) return invalidArgument(locate(opts, "registers") + ": no registers");
+  const size_t entries = opts.listSize("registers");
+  if (entries == 0) return invalidArgument(locate(opts, "registers") + ": no registers");
   std::set<std::string, std::less<>> names;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    Result<ModbusRegister> r = ModbusRegister::parse(entries[i]);
-    const std::string where = locate(opts, "registers", static_cast<int>(i));
-    if (!r.isOk()) return invalidArgument(where + ": " + r.status().message());
+  for (size_t i = 0; i < entries; ++i) {
+    Result<ModbusRegister> r = ModbusRegister::fromOptions(opts, i);
+    if (!r.isOk()) return r.status();
+    const std::string where = locate(opts, Options::itemKey("registers", i, "name"));
     if (r->name == "unit_id" || r->name == "ts") {
       return invalidArgument(where + ": the names unit_id and ts are reserved");
     }

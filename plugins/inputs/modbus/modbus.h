@@ -1,9 +1,8 @@
 // The `modbus` input: polls registers of one Modbus device (TCP, or RTU on a serial line)
 // through libmodbus and emits one record per collect.
 //
-// Registers: each entry of `registers` is a string
-//   "name:type:address[:count[:data_type[:byte_order[:scale[:offset]]]]]"
-// (the option tables hold no lists of objects; see README.md). One entry is one read:
+// Registers: each entry of `registers` is an object {name, type, address, count, data_type,
+// byte_order, scale, offset} (see README.md). One entry is one read:
 // `count` values of `data_type` starting at `address` (a 32-bit type spans two registers,
 // a 64-bit one four). coil/discrete entries read `count` bits and take no data_type,
 // byte_order, scale or offset.
@@ -78,11 +77,11 @@ struct ModbusRegister {
   double scale = 1;
   double offset = 0;
 
-  // Parses one `registers` entry (format above). Errors say what is wrong: an empty name,
-  // an unknown type/data_type/byte_order, an address outside 0..65535, a count below 1 or
+  // Reads entry `index` of the validated `registers` list. Errors name the entry's key
+  // (registers[i].field): an empty name, an address outside 0..65535, a count below 1 or
   // above one request's limit (125 registers, 2000 bits), a scale/offset that is not a
-  // finite number, or data options on a coil/discrete entry.
-  static Result<ModbusRegister> parse(std::string_view text);
+  // finite number, or data options given on a coil/discrete entry.
+  static Result<ModbusRegister> fromOptions(const Options& opts, size_t index);
 };
 
 // The options of one instance after validation and defaulting.

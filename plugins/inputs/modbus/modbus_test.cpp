@@ -124,41 +124,65 @@ TEST_SUITE("inputs.modbus") {
                  ModbusDataType::kFloat64, kDCBA) == v);
   }
 
-  TEST_CASE("register entries: defaults, full form and errors") {
-    Result<ModbusRegister> r = ModbusRegister::parse("temp:holding:7");
-    REQUIRE(r.isOk());
-    CHECK(r->name == "temp");
-    CHECK(r->type == ModbusRegisterType::kHolding);
-    CHECK(r->address == 7);
-    CHECK(r->count == 1);
-    CHECK(r->data_type == ModbusDataType::kUint16);
-    CHECK(r->byte_order == kABCD);
-    CHECK(r->scale == 1);
-    CHECK(r->offset == 0);
-    r = ModbusRegister::parse("p:input:100:2:float64:DCBA:0.5:-3");
-    REQUIRE(r.isOk());
-    CHECK(r->type == ModbusRegisterType::kInput);
-    CHECK(r->count == 2);
-    CHECK(r->data_type == ModbusDataType::kFloat64);
-    CHECK(r->byte_order == kDCBA);
-    CHECK(r->scale == 0.5);
-    CHECK(r->offset == -3);
-    CHECK(ModbusRegister::parse("c:coil:0:16").isOk());
-    CHECK_FALSE(ModbusRegister::parse("c:coil:0:1:uint16").isOk());
-    CHECK_FALSE(ModbusRegister::parse(":holding:0").isOk());
-    CHECK_FALSE(ModbusRegister::parse("x:register:0").isOk());
-    CHECK_FALSE(ModbusRegister::parse("x:holding:70000").isOk());
-    CHECK_FALSE(ModbusRegister::parse("x:holding:0:0").isOk());
-    CHECK_FALSE(ModbusRegister::parse("x:holding:0:32:float64").isOk());  // 128 registers
-    CHECK_FALSE(ModbusRegister::parse("x:holding:0:1:int8").isOk());
-    CHECK_FALSE(ModbusRegister::parse("x:holding:0:1:int16:ABDC").isOk());
-    CHECK_FALSE(ModbusRegister::parse("x:holding:0:1:int16:ABCD:nan").isOk());
-    CHECK_FALSE(ModbusRegister::parse("x:holding:65535:1:uint32").isOk());
-    CHECK_FALSE(ModbusRegister::parse("x:holding").isOk());
+  TEST_CASE("register entries: defaults, full form and errors naming registers[i].field") {
+    auto settings = [](const std::string& registers) {
+      Result<Options> o = optionsFromYaml("address: h:1\nregisters:\n" + registers, modbusInputDescriptor().options);
+      if (!o.isOk()) return Result<ModbusSettings>(o.status());
+      return ModbusSettings::fromOptions(*o);
+    };
+    Result<ModbusSettings> s = settings("  - {name: temp, type: holding, address: 7}\n");
+    REQUIRE(s.isOk());
+    REQUIRE(s->registers.size() == 1);
+    ModbusRegister r = s->registers[0];
+    CHECK(r.name == "temp");
+    CHECK(r.type == ModbusRegisterType::kHolding);
+    CHECK(r.address == 7);
+    CHECK(r.count == 1);
+    CHECK(r.data_type == ModbusDataType::kUint16);
+    CHECK(r.byte_order == kABCD);
+    CHECK(r.scale == 1);
+    CHECK(r.offset == 0);
+    s = settings(
+        "  - name: p\n    type: input\n    address: 100\n    count: 2\n    data_type: float64\n"
+        "    byte_order: DCBA\n    scale: 0.5\n    offset: -3\n");
+    REQUIRE(s.isOk());
+    r = s->registers[0];
+    CHECK(r.type == ModbusRegisterType::kInput);
+    CHECK(r.count == 2);
+    CHECK(r.data_type == ModbusDataType::kFloat64);
+    CHECK(r.byte_order == kDCBA);
+    CHECK(r.scale == 0.5);
+    CHECK(r.offset == -3);
+    CHECK(settings("  - {name: c, type: coil, address: 0, count: 16}\n").isOk());
+    auto error = [&](const std::string& entry) {
+      Result<ModbusSettings> bad = settings("  - {name: ok, type: holding, address: 0}\n  - " + entry + "\n");
+      REQUIRE_FALSE(bad.isOk());
+      return bad.status().message();
+    };
+    CHECK(error("{name: c, type: coil, address: 0, data_type: uint16}").find("registers[1].data_type") !=
+          std::string::npos);
+    CHECK(error("{name: \"\", type: holding, address: 0}").find("registers[1].name") != std::string::npos);
+    CHECK(error("{name: x, type: register, address: 0}").find("registers[1].type") != std::string::npos);
+    CHECK(error("{name: x, type: holding, address: 70000}").find("registers[1].address") != std::string::npos);
+    CHECK(error("{name: x, type: holding, address: 0, count: 0}").find("registers[1].count") != std::string::npos);
+    // 32 float64 values are 128 registers: more than one request.
+    CHECK(error("{name: x, type: holding, address: 0, count: 32, data_type: float64}").find("count") !=
+          std::string::npos);
+    CHECK(error("{name: x, type: holding, address: 0, data_type: int8}").find("registers[1].data_type") !=
+          std::string::npos);
+    CHECK(error("{name: x, type: holding, address: 0, byte_order: ABDC}").find("registers[1].byte_order") !=
+          std::string::npos);
+    CHECK(error("{name: x, type: holding, address: 0, scale: .nan}").find("registers[1].scale") != std::string::npos);
+    CHECK(error("{name: x, type: holding, address: 65535, data_type: uint32}").find("registers[1].address") !=
+          std::string::npos);
+    CHECK(error("{name: x, type: holding}").find("registers[1].address") != std::string::npos);
+    CHECK(error("{name: x, type: holding, address: 0, colour: red}").find("registers[1].colour") !=
+          std::string::npos);
+    CHECK(error("not-a-mapping").find("registers[1]") != std::string::npos);
   }
 
   TEST_CASE("settings: defaults and errors naming the key") {
-    Result<Options> o = optionsFromYaml("address: 10.0.0.5:502\nregisters: [\"a:holding:0\"]\n",
+    Result<Options> o = optionsFromYaml("address: 10.0.0.5:502\nregisters: [{name: a, type: holding, address: 0}]\n",
                                         modbusInputDescriptor().options);
     REQUIRE(o.isOk());
     Result<ModbusSettings> s = ModbusSettings::fromOptions(*o);
@@ -171,18 +195,18 @@ TEST_SUITE("inputs.modbus") {
     CHECK(s->registers.size() == 1);
 
     Harness h;
-    CHECK(h.make("registers: [\"a:holding:0\"]\n").message().find("address") != std::string::npos);
-    CHECK_FALSE(h.make("address: h:1\ndevice: /dev/ttyS0\nregisters: [\"a:holding:0\"]\n").isOk());
-    CHECK_FALSE(h.make("address: host\nregisters: [\"a:holding:0\"]\n").isOk());
-    CHECK_FALSE(h.make("address: h:1\nunit_id: 300\nregisters: [\"a:holding:0\"]\n").isOk());
-    CHECK_FALSE(h.make("address: h:1\ntimeout: 20s\nregisters: [\"a:holding:0\"]\n").isOk());
-    CHECK_FALSE(h.make("address: h:1\nregisters: [\"a:holding:0\", \"a:input:0\"]\n").isOk());
-    CHECK_FALSE(h.make("address: h:1\nregisters: [\"ts:holding:0\"]\n").isOk());
-    const Status bad = h.make("address: h:1\nregisters: [\"a:holding:0\", \"b:what:0\"]\n");
+    CHECK(h.make("registers: [{name: a, type: holding, address: 0}]\n").message().find("address") != std::string::npos);
+    CHECK_FALSE(h.make("address: h:1\ndevice: /dev/ttyS0\nregisters: [{name: a, type: holding, address: 0}]\n").isOk());
+    CHECK_FALSE(h.make("address: host\nregisters: [{name: a, type: holding, address: 0}]\n").isOk());
+    CHECK_FALSE(h.make("address: h:1\nunit_id: 300\nregisters: [{name: a, type: holding, address: 0}]\n").isOk());
+    CHECK_FALSE(h.make("address: h:1\ntimeout: 20s\nregisters: [{name: a, type: holding, address: 0}]\n").isOk());
+    CHECK_FALSE(h.make("address: h:1\nregisters: [{name: a, type: holding, address: 0}, {name: a, type: input, address: 0}]\n").isOk());
+    CHECK_FALSE(h.make("address: h:1\nregisters: [{name: ts, type: holding, address: 0}]\n").isOk());
+    const Status bad = h.make("address: h:1\nregisters: [{name: a, type: holding, address: 0}, {name: b, type: what, address: 0}]\n");
     CHECK(bad.message().find("registers[1]") != std::string::npos);
     // RTU options are accepted; nothing is opened by the factory.
     CHECK(h.make("device: /dev/does-not-exist\nbaud: 19200\nparity: even\nstop_bits: 2\n"
-                 "registers: [\"a:holding:0\"]\n")
+                 "registers: [{name: a, type: holding, address: 0}]\n")
               .isOk());
   }
 
@@ -209,15 +233,15 @@ TEST_SUITE("inputs.modbus") {
     LogCapture logs;
     REQUIRE(h.make("address: 127.0.0.1:" + std::to_string(port) +
                    "\ninterval: 1s\ntimeout: 500ms\nregisters:\n"
-                   "  - temp:holding:0:1:int16\n"
-                   "  - t:holding:1:1:float32\n"
-                   "  - energy:holding:3:1:uint32:CDAB\n"
-                   "  - missing:holding:500\n"
-                   "  - pair:holding:10:2\n"
-                   "  - volts:input:0:1:uint16:ABCD:0.5:-1\n"
-                   "  - f64:input:1:1:float64:DCBA\n"
-                   "  - relays:coil:0:3\n"
-                   "  - door:discrete:5\n")
+                   "  - {name: temp, type: holding, address: 0, count: 1, data_type: int16}\n"
+                   "  - {name: t, type: holding, address: 1, count: 1, data_type: float32}\n"
+                   "  - {name: energy, type: holding, address: 3, count: 1, data_type: uint32, byte_order: CDAB}\n"
+                   "  - {name: missing, type: holding, address: 500}\n"
+                   "  - {name: pair, type: holding, address: 10, count: 2}\n"
+                   "  - {name: volts, type: input, address: 0, count: 1, data_type: uint16, byte_order: ABCD, scale: 0.5, offset: -1}\n"
+                   "  - {name: f64, type: input, address: 1, count: 1, data_type: float64, byte_order: DCBA}\n"
+                   "  - {name: relays, type: coil, address: 0, count: 3}\n"
+                   "  - {name: door, type: discrete, address: 5}\n")
                 .isOk());
     CHECK(h.input->interval() == std::chrono::seconds(1));
     const std::string values =
@@ -258,7 +282,7 @@ TEST_SUITE("inputs.modbus") {
     Harness h;
     LogCapture logs;
     REQUIRE(h.make("address: 127.0.0.1:" + std::to_string(test::freePort()) +
-                   "\ninterval: 1s\nregisters: [\"a:holding:0\"]\n")
+                   "\ninterval: 1s\nregisters: [{name: a, type: holding, address: 0}]\n")
                 .isOk());
     // Attempts on collects 1, 2, 4, 8 (1, then skipping 0, 1, 3 collects).
     for (int i = 0; i < 8; ++i) REQUIRE(h.input->collect(h.em).isOk());
@@ -275,7 +299,7 @@ TEST_SUITE("inputs.modbus") {
     Harness h;
     LogCapture logs;
     REQUIRE(h.make("address: 127.0.0.1:" + std::to_string(server.port()) +
-                   "\nregisters: [\"a:holding:0\"]\n")
+                   "\nregisters: [{name: a, type: holding, address: 0}]\n")
                 .isOk());
     h.em.next_status = resourceExhausted("full");
     CHECK(h.input->collect(h.em).code() == StatusCode::kResourceExhausted);

@@ -315,6 +315,14 @@ Status MqttInput::sendSettledAcks() {
   return result;
 }
 
+void MqttInput::appendInput(const char* data, size_t n) {
+  // simdjson parses payloads in place: keep SIMDJSON_PADDING allocated bytes past the end.
+  if (in_.capacity() < in_.size() + n + simdjson::SIMDJSON_PADDING) {
+    in_.reserve(std::max(in_.capacity() * 2, in_.size() + n + kReadChunk + simdjson::SIMDJSON_PADDING));
+  }
+  in_.append(data, n);
+}
+
 Status MqttInput::handshake() {
   const auto deadline = SteadyClock::now() + settings_.connect_timeout;
   FERRY_RETURN_IF_ERROR(stream_.open(settings_.address, tls_.get(), wake_fd_, deadline));
@@ -367,7 +375,7 @@ Status MqttInput::handshake() {
       drainWake();
       continue;
     }
-    in_.append(read_buf_.get(), *n);
+    appendInput(read_buf_.get(), *n);
   }
   out_.clear();
   subscribe_id_ = next_packet_id_++;
@@ -426,12 +434,7 @@ Status MqttInput::serve() {
       ping_outstanding = false;
       size_t skip = static_cast<size_t>(std::min<uint64_t>(skip_left_, *n));
       skip_left_ -= skip;
-      if (skip < *n) {
-        if (in_.capacity() < in_.size() + (*n - skip) + simdjson::SIMDJSON_PADDING) {
-          in_.reserve(std::max(in_.capacity() * 2, in_.size() + kReadChunk + simdjson::SIMDJSON_PADDING));
-        }
-        in_.append(read_buf_.get() + skip, *n - skip);
-      }
+      if (skip < *n) appendInput(read_buf_.get() + skip, *n - skip);
     }
     parse_first = false;
     FERRY_RETURN_IF_ERROR(parseFrames());

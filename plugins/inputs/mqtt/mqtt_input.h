@@ -130,6 +130,7 @@ class MqttInput final : public Input {
   // One connection: connect, subscribe, serve until it drops or stop. Returns why it ended.
   Status serve();
   Status handshake();
+  void appendInput(const char* data, size_t n);  // to in_, keeping simdjson's padding
   // Handles every complete packet in in_ and emits what they held.
   Status parseFrames();
   Status handleFrame(const mqttc::Frame& frame);

@@ -1,5 +1,6 @@
 #include "plugins/inputs/sysmetrics/sysmetrics.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -20,8 +21,8 @@
 namespace ferry {
 namespace {
 
-constexpr std::string_view kGroupNames[kMetricGroupCount] = {"cpu",     "memory", "disk",
-                                                             "network", "load",   "uptime"};
+constexpr std::string_view kGroupNames[kMetricGroupCount] = {"cpu",  "memory", "disk",   "network",
+                                                             "load", "uptime", "diskio", "thermal"};
 
 constexpr Duration kMinInterval = std::chrono::milliseconds(100);
 
@@ -37,8 +38,9 @@ constexpr OptionSpec kOptions[] = {
      .help = "time between two samples; at least 100ms"},
     {.key = "collect",
      .type = OptionType::kStringList,
-     .default_value = "[cpu, memory, disk, network, load, uptime]",
-     .help = "metric groups to sample, any of: cpu, memory, disk, network, load, uptime",
+     .default_value = "[cpu, memory, disk, network, load, uptime, diskio, thermal]",
+     .help = "metric groups to sample, any of: cpu, memory, disk, network, load, uptime, diskio, "
+             "thermal",
      .choices = kGroupNames},
     {.key = "disks",
      .type = OptionType::kStringList,
@@ -48,10 +50,19 @@ constexpr OptionSpec kOptions[] = {
      .type = OptionType::kStringList,
      .default_value = "[]",
      .help = "network interfaces the network group reports; empty: every interface but lo"},
+    {.key = "devices",
+     .type = OptionType::kStringList,
+     .default_value = "[]",
+     .help = "block devices the diskio group reports (names as in /proc/diskstats, e.g. sda, "
+             "mmcblk0); empty: every device but loop*, ram* and zram*"},
     {.key = "proc_root",
      .type = OptionType::kString,
      .default_value = "/proc",
      .help = "where procfs is mounted, e.g. the host's /proc bind-mounted into a container"},
+    {.key = "sys_root",
+     .type = OptionType::kString,
+     .default_value = "/sys",
+     .help = "where sysfs is mounted (the thermal group reads <sys_root>/class/thermal)"},
 };
 
 // "file:line: path" of `key`, falling back to the bare key so a message always names it.
@@ -210,8 +221,14 @@ Result<SysmetricsSettings> SysmetricsSettings::fromOptions(const Options& opts) 
     if (!name.empty()) s.interfaces.push_back(name);
   }
 
+  for (const std::string& name : opts.getStringList("devices")) {
+    if (!name.empty()) s.devices.push_back(name);
+  }
+
   const std::string& proc_root = opts.getString("proc_root");
   if (!proc_root.empty()) s.proc_root = proc_root;
+  const std::string& sys_root = opts.getString("sys_root");
+  if (!sys_root.empty()) s.sys_root = sys_root;
   return s;
 }
 
@@ -225,6 +242,8 @@ SysmetricsInput::SysmetricsInput(SysmetricsSettings settings, std::string instan
   netdev_path_ = root + "/net/dev";
   loadavg_path_ = root + "/loadavg";
   uptime_path_ = root + "/uptime";
+  diskstats_path_ = root + "/diskstats";
+  thermal_dir_ = stripTrailingSlashes(settings_.sys_root) + "/class/thermal";
   disk_failing_.assign(settings_.disks.size(), 0);
   // Enough for a typical host's records so that even the first collect rarely grows it.
   batch_.reserve(16 + settings_.disks.size(), 4096);
@@ -265,6 +284,8 @@ Status SysmetricsInput::collect(Emitter& emitter) {
   run(MetricGroup::kNetwork, &SysmetricsInput::collectNetwork);
   run(MetricGroup::kLoad, &SysmetricsInput::collectLoad);
   run(MetricGroup::kUptime, &SysmetricsInput::collectUptime);
+  run(MetricGroup::kDiskIo, &SysmetricsInput::collectDiskIo);
+  run(MetricGroup::kThermal, &SysmetricsInput::collectThermal);
 
   if (!any_ok) {
     return Status(StatusCode::kIoError,
@@ -558,11 +579,99 @@ Status SysmetricsInput::collectUptime() {
   return Status::ok();
 }
 
+Status SysmetricsInput::collectDiskIo() {
+  FERRY_RETURN_IF_ERROR(readFile(diskstats_path_));
+  std::string& out = batch_.mutableData();
+  std::string_view rest = file_buf_;
+  while (!rest.empty()) {
+    std::string_view line = nextLine(&rest);
+    // major minor name, then (since Linux 2.6) 11 counters, 15 with discards, 17 with flushes.
+    uint64_t major = 0;
+    uint64_t minor = 0;
+    if (!parseNumber(&line, &major) || !parseNumber(&line, &minor)) continue;
+    skipBlanks(&line);
+    const size_t end = line.find_first_of(" \t");
+    if (end == std::string_view::npos) continue;
+    const std::string_view name = line.substr(0, end);
+    line.remove_prefix(end);
+    if (settings_.devices.empty()) {
+      if (name.starts_with("loop") || name.starts_with("ram") || name.starts_with("zram")) continue;
+    } else if (std::find(settings_.devices.begin(), settings_.devices.end(), name) == settings_.devices.end()) {
+      continue;
+    }
+    uint64_t v[11] = {};
+    size_t n = 0;
+    while (n < 11 && parseNumber(&line, &v[n])) ++n;
+    if (n < 11) continue;  // a torn or foreign line: skip it, keep the other devices
+    // Fields: reads, reads merged, sectors read, ms reading, writes, writes merged, sectors
+    // written, ms writing, I/Os in progress, ms doing I/O, weighted ms. Sectors are 512 bytes
+    // here whatever the device's own sector size (the kernel's block layer unit).
+    beginRecord("diskio");
+    appendKey(out, "device");
+    appendJsonString(out, name);
+    appendUint(out, "reads", v[0]);
+    appendUint(out, "writes", v[4]);
+    appendUint(out, "read_bytes", v[2] * 512);
+    appendUint(out, "write_bytes", v[6] * 512);
+    appendUint(out, "read_time_ms", v[3]);
+    appendUint(out, "write_time_ms", v[7]);
+    appendUint(out, "in_progress", v[8]);
+    appendUint(out, "io_time_ms", v[9]);
+    endRecord();
+  }
+  return Status::ok();
+}
+
+Status SysmetricsInput::collectThermal() {
+  // No thermal class (many VMs and containers): nothing to report, not an error.
+  DIR* dir = ::opendir(thermal_dir_.c_str());
+  if (dir == nullptr) {
+    if (errno == ENOENT) return Status::ok();
+    return errnoStatus("cannot list " + thermal_dir_, errno);
+  }
+  // Zones in name order, so records come in a stable order.
+  zones_.clear();
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string_view name = e->d_name;
+    if (name.starts_with("thermal_zone")) zones_.emplace_back(name);
+  }
+  ::closedir(dir);
+  std::sort(zones_.begin(), zones_.end(), [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() < b.size() : a < b;  // thermal_zone2 before thermal_zone10
+  });
+  std::string& out = batch_.mutableData();
+  for (const std::string& zone : zones_) {
+    path_buf_.assign(thermal_dir_).append("/").append(zone).append("/temp");
+    // A zone whose sensor cannot be read right now (EAGAIN/ENODATA from some drivers) is
+    // left out of this sample; the others are still reported.
+    if (!readFile(path_buf_).isOk()) continue;
+    std::string_view text = file_buf_;
+    int64_t milli = 0;
+    skipBlanks(&text);
+    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), milli);
+    if (ec != std::errc() || ptr == text.data()) continue;
+    type_buf_.clear();
+    path_buf_.assign(thermal_dir_).append("/").append(zone).append("/type");
+    if (readFile(path_buf_).isOk()) {
+      std::string_view first = file_buf_;
+      type_buf_.assign(trim(nextLine(&first)));
+    }
+    beginRecord("thermal");
+    appendKey(out, "zone");
+    appendJsonString(out, zone);
+    appendKey(out, "type");
+    appendJsonString(out, type_buf_);
+    appendFixed2(out, "temp_c", static_cast<double>(milli) / 1000.0);
+    endRecord();
+  }
+  return Status::ok();
+}
+
 const PluginDescriptor& sysmetricsInputDescriptor() {
   static const PluginDescriptor kDescriptor{
       .kind = PluginKind::kInput,
       .name = "sysmetrics",
-      .summary = "samples host CPU, memory, disk, network, load and uptime every interval",
+      .summary = "samples host CPU, memory, disks, disk I/O, network, load, uptime and temperatures",
       .options = kOptions,
       .make_input = &makeSysmetricsInput,
   };

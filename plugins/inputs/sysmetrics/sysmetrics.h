@@ -1,5 +1,5 @@
-// The `sysmetrics` input: host metrics (CPU, memory, disks, network, load, uptime) sampled
-// every `interval` from procfs and statvfs(2).
+// The `sysmetrics` input: host metrics (CPU, memory, disks, network, load, uptime, per-device
+// disk I/O counters, temperatures) sampled every `interval` from procfs, sysfs and statvfs(2).
 //
 // Each collect() reads the selected groups and emits ONE RecordBatch holding one record per
 // group (one per mount for `disk`, one per interface for `network`). Records are JSON
@@ -40,8 +40,8 @@
 namespace ferry {
 
 // The metric groups, in the order their records appear in a batch.
-enum class MetricGroup : uint8_t { kCpu = 0, kMemory, kDisk, kNetwork, kLoad, kUptime };
-inline constexpr size_t kMetricGroupCount = 6;
+enum class MetricGroup : uint8_t { kCpu = 0, kMemory, kDisk, kNetwork, kLoad, kUptime, kDiskIo, kThermal };
+inline constexpr size_t kMetricGroupCount = 8;
 
 // The config names of the groups (the `metric` field of the records), indexed by MetricGroup.
 std::string_view metricGroupName(MetricGroup group);
@@ -49,10 +49,12 @@ std::string_view metricGroupName(MetricGroup group);
 // The options of one instance after validation and defaulting.
 struct SysmetricsSettings {
   Duration interval = std::chrono::seconds(10);
-  std::array<bool, kMetricGroupCount> groups = {true, true, true, true, true, true};
+  std::array<bool, kMetricGroupCount> groups = {true, true, true, true, true, true, true, true};
   std::vector<std::string> disks = {"/"};  // mount points for statvfs
   std::vector<std::string> interfaces;     // empty: every interface except lo
+  std::vector<std::string> devices;        // diskio: empty = every device but loop*, ram*, zram*
   std::string proc_root = "/proc";
+  std::string sys_root = "/sys";
 
   // Reads `opts` (validated against the descriptor's table). Unset or empty values take
   // the documented defaults, so an empty Options is valid. Errors name the key's location:
@@ -89,6 +91,8 @@ class SysmetricsInput final : public Input {
   Status collectNetwork();
   Status collectLoad();
   Status collectUptime();
+  Status collectDiskIo();
+  Status collectThermal();
   // Appends one record per mount that statvfs accepts; false when none did.
   bool collectDisks();
 
@@ -108,7 +112,11 @@ class SysmetricsInput final : public Input {
   std::string agent_json_;  // the agent id, already a JSON string literal with quotes
 
   // Paths under proc_root, built once.
-  std::string stat_path_, meminfo_path_, netdev_path_, loadavg_path_, uptime_path_;
+  std::string stat_path_, meminfo_path_, netdev_path_, loadavg_path_, uptime_path_, diskstats_path_;
+  std::string thermal_dir_;  // <sys_root>/class/thermal
+  std::string path_buf_;     // a thermal zone's file path, rebuilt in place
+  std::string type_buf_;     // a thermal zone's type
+  std::vector<std::string> zones_;  // thermal zone directory names of this sample
 
   RecordBatch batch_;     // reused for every collect
   std::string file_buf_;  // contents of the file being parsed

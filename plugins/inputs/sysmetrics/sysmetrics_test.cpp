@@ -43,7 +43,7 @@ class CaptureEmitter final : public Emitter {
     return emit(batch, stream);
   }
   Status tryEmit(const RecordBatch& batch, Duration, std::string_view stream) override { return emit(batch, stream); }
-  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream, Duration) override {
     Status st = emit(batch, stream);
     if (!st.isOk()) return st;
     return static_cast<uint64_t>(batches.size());
@@ -104,9 +104,18 @@ constexpr std::string_view kNetDev =
     "4    0     0       0          0\n"
     "wlan0:100 10 0 0 0 0 0 0 200 20 0 0 0 0 0 0\n";
 
+constexpr std::string_view kDiskstats =
+    "   7       0 loop0 5 0 10 1 0 0 0 0 0 1 1 0 0 0 0 0 0\n"
+    "   1       0 ram0 0 0 0 0 0 0 0 0 0 0 0\n"
+    "   8       0 sda 1000 20 64000 300 500 10 16000 700 2 900 1000 0 0 0 0 0 0\n"
+    "   8       1 sda1 900 20 60000 290 500 10 16000 700 0 880 990\n"
+    " 179       0 mmcblk0 7 0 8 9 10 0 12 13 0 14 15\n"
+    "   8      16 sdb 1 2 3\n";  // torn: skipped
+
 // Writes a complete fake procfs under `dir`.
 void writeProc(const TempDir& dir, std::string_view stat = kStat1) {
   std::filesystem::create_directories(dir.path() / "net");
+  writeFile(dir.file("diskstats"), std::string(kDiskstats));
   writeFile(dir.file("stat"), std::string(stat));
   writeFile(dir.file("meminfo"), std::string(kMeminfo));
   writeFile(dir.file("net/dev"), std::string(kNetDev));
@@ -189,14 +198,15 @@ TEST_SUITE("inputs.sysmetrics") {
     std::vector<std::string_view> keys;
     for (const OptionSpec& o : d.options) keys.push_back(o.key);
     CHECK(keys ==
-          std::vector<std::string_view>{"interval", "collect", "disks", "interfaces", "proc_root"});
+          std::vector<std::string_view>{"interval", "collect", "disks", "interfaces", "devices", "proc_root",
+                                        "sys_root"});
     CHECK(d.options[0].type == OptionType::kDuration);
     CHECK(d.options[0].default_value == "10s");
-    CHECK(d.options[1].default_value == "[cpu, memory, disk, network, load, uptime]");
+    CHECK(d.options[1].default_value == "[cpu, memory, disk, network, load, uptime, diskio, thermal]");
     CHECK(d.options[1].choices.size() == kMetricGroupCount);
     CHECK(d.options[2].default_value == "[/]");
     CHECK(d.options[3].default_value == "[]");
-    CHECK(d.options[4].default_value == "/proc");
+    CHECK(d.options[5].default_value == "/proc");
   }
 
   TEST_CASE("interval: default, explicit value, and below 100ms rejected with its location") {
@@ -503,6 +513,76 @@ TEST_SUITE("inputs.sysmetrics") {
     REQUIRE(h.make(opts).isOk());
     REQUIRE(h.input->collect(h.emitter).isOk());
     CHECK(field(h.last()[0], "uptime_s") == "12345");
+  }
+
+  TEST_CASE("diskio: every device but loop/ram by default, counters as read, torn lines skipped") {
+    TempDir dir;
+    writeProc(dir);
+    Harness h;
+    REQUIRE(h.make(procOptions(dir, {"diskio"})).isOk());
+    REQUIRE(h.input->collect(h.emitter).isOk());
+    auto recs = ofMetric(h.last(), "diskio");
+    REQUIRE(recs.size() == 3);  // sda, sda1, mmcblk0
+    CHECK(field(recs[0], "device") == "\"sda\"");
+    CHECK(field(recs[0], "reads") == "1000");
+    CHECK(field(recs[0], "writes") == "500");
+    CHECK(field(recs[0], "read_bytes") == std::to_string(64000ull * 512));
+    CHECK(field(recs[0], "write_bytes") == std::to_string(16000ull * 512));
+    CHECK(field(recs[0], "read_time_ms") == "300");
+    CHECK(field(recs[0], "write_time_ms") == "700");
+    CHECK(field(recs[0], "in_progress") == "2");
+    CHECK(field(recs[0], "io_time_ms") == "900");
+    CHECK(field(recs[2], "device") == "\"mmcblk0\"");
+    CHECK(field(recs[2], "io_time_ms") == "14");
+
+    Harness only;
+    Options opts = procOptions(dir, {"diskio"});
+    opts.set("devices", std::vector<std::string>{"mmcblk0", "loop0"}, {});
+    REQUIRE(only.make(opts).isOk());
+    REQUIRE(only.input->collect(only.emitter).isOk());
+    recs = ofMetric(only.last(), "diskio");
+    REQUIRE(recs.size() == 2);
+    CHECK(field(recs[0], "device") == "\"loop0\"");
+    CHECK(field(recs[1], "device") == "\"mmcblk0\"");
+  }
+
+  TEST_CASE("thermal: zones in order with type and degrees; unreadable zones left out; no class is no error") {
+    TempDir dir;
+    writeProc(dir);
+    TempDir sys;
+    auto zone = [&](const std::string& name, const std::string& temp, const std::string& type) {
+      std::filesystem::create_directories(sys.path() / "class/thermal" / name);
+      if (!temp.empty()) writeFile(sys.file("class/thermal/" + name + "/temp"), temp);
+      writeFile(sys.file("class/thermal/" + name + "/type"), type);
+    };
+    zone("thermal_zone10", "-5500\n", "battery\n");
+    zone("thermal_zone2", "48250\n", "cpu-thermal\n");
+    zone("thermal_zone3", "", "gpu\n");          // no temp file: left out
+    zone("thermal_zone4", "garbage\n", "x\n");  // unparsable: left out
+    std::filesystem::create_directories(sys.path() / "class/thermal/cooling_device0");
+    Harness h;
+    Options opts = procOptions(dir, {"thermal"});
+    opts.set("sys_root", sys.path().string(), {});
+    REQUIRE(h.make(opts).isOk());
+    REQUIRE(h.input->collect(h.emitter).isOk());
+    auto recs = ofMetric(h.last(), "thermal");
+    REQUIRE(recs.size() == 2);
+    CHECK(field(recs[0], "zone") == "\"thermal_zone2\"");
+    CHECK(field(recs[0], "type") == "\"cpu-thermal\"");
+    CHECK(field(recs[0], "temp_c") == "48.25");
+    CHECK(field(recs[1], "zone") == "\"thermal_zone10\"");
+    CHECK(field(recs[1], "temp_c") == "-5.50");
+
+    // A host without /sys/class/thermal (VMs, containers): no records, not a failure.
+    LogCapture log;
+    Harness none;
+    TempDir empty;
+    Options o2 = procOptions(dir, {"thermal", "uptime"});
+    o2.set("sys_root", empty.path().string(), {});
+    REQUIRE(none.make(o2).isOk());
+    REQUIRE(none.input->collect(none.emitter).isOk());
+    CHECK(ofMetric(none.last(), "thermal").empty());
+    CHECK(log.count("skipping thermal") == 0);
   }
 
   TEST_CASE("real /proc and statvfs(\"/\"): every group, every record a JSON object") {

@@ -67,8 +67,8 @@ class BatchLog final : public Emitter {
     return st;
   }
   Status tryEmit(const RecordBatch& batch, Duration, std::string_view stream) override { return emit(batch, stream); }
-  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream) override {
-    return inner.emitTracked(batch, stream);
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream, Duration wait) override {
+    return inner.emitTracked(batch, stream, wait);
   }
   Status waitCommitted(uint64_t ticket, Duration d) override { return inner.waitCommitted(ticket, d); }
   Status deadLetter(const RecordBatch& batch, std::string_view reason) override {
