@@ -1,11 +1,14 @@
 // MQTT broker URIs as the mqtt input and output take them: scheme://host[:port] with scheme
 // tcp or mqtt (plain, port 1883 by default) or ssl or mqtts (TLS, port 8883); IPv6 hosts in
 // brackets (tcp://[::1]:1883); no paths, queries or credentials.
-// Thread-safety: stateless functions; BrokerAddress is a value type.
+// Thread-safety: stateless functions and constant tables; BrokerAddress is a value type.
 #pragma once
 
+#include <span>
 #include <string>
 #include <string_view>
+
+#include "ferry/options.h"
 
 namespace ferry {
 
@@ -19,6 +22,10 @@ struct BrokerAddress {
   // The host without IPv6 brackets, for name resolution and certificate checks.
   std::string bareHost() const;
 };
+
+// The keys of the `tls` table of the mqtt input and output (one vocabulary for both):
+// ca_file, cert_file, key_file, insecure_skip_verify.
+std::span<const OptionSpec> mqttTlsOptions();
 
 // Parses `uri`. False with `why` set (what is wrong, without the URI) when malformed.
 bool parseBrokerUri(std::string_view uri, BrokerAddress* out, std::string* why);

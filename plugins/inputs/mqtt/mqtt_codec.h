@@ -58,10 +58,10 @@ void encodeDisconnect(std::string& out);
 enum class FrameResult { kComplete, kNeedMore, kMalformed, kTooLarge };
 
 struct Frame {
-  uint8_t header = 0;        // first byte: type << 4 | flags
-  size_t header_size = 0;    // fixed header bytes (1 + varint)
-  size_t body_size = 0;      // remaining length
-  std::string_view body;     // kComplete only
+  uint8_t header = 0;      // first byte: type << 4 | flags
+  size_t header_size = 0;  // fixed header bytes (1 + varint)
+  size_t body_size = 0;    // remaining length
+  std::string_view body;   // kComplete only
   PacketType type() const { return static_cast<PacketType>(header >> 4); }
   uint8_t flags() const { return header & 0x0f; }
   size_t totalSize() const { return header_size + body_size; }

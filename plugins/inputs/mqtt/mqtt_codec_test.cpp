@@ -16,8 +16,8 @@ std::string bytes(std::initializer_list<int> b) {
 }
 
 // A PUBLISH as a broker would send it.
-std::string publishPacket(std::string_view topic, uint8_t qos, uint16_t id, std::string_view payload,
-                          bool dup = false) {
+std::string publishPacket(std::string_view topic, uint8_t qos, uint16_t id,
+                          std::string_view payload, bool dup = false) {
   std::string body;
   body.push_back(static_cast<char>(topic.size() >> 8));
   body.push_back(static_cast<char>(topic.size() & 0xff));
@@ -72,8 +72,8 @@ TEST_SUITE("mqtt_codec") {
     c.has_password = true;
     c.password = "pw";
     encodeConnect(c, out);
-    CHECK(out == bytes({0x10, 21, 0, 4, 'M', 'Q', 'T', 'T', 4, 0xc0, 0, 60, 0, 2, 'a', 'b', 0, 1,
-                        'u', 0, 2, 'p', 'w'}));
+    CHECK(out == bytes({0x10, 21, 0,   4,   'M', 'Q', 'T', 'T', 4, 0xc0, 0,  60,
+                        0,    2,  'a', 'b', 0,   1,   'u', 0,   2, 'p',  'w'}));
     out.clear();
     c.has_username = false;
     c.has_password = true;  // 3.1.1: no password without a user name
@@ -121,8 +121,8 @@ TEST_SUITE("mqtt_codec") {
   }
 
   TEST_CASE("several packets in one buffer split one after the other; a partial one waits") {
-    std::string stream = publishPacket("a", 1, 1, "x") + publishPacket("b", 1, 2, "yy") +
-                         bytes({0xd0, 0x00});
+    std::string stream =
+        publishPacket("a", 1, 1, "x") + publishPacket("b", 1, 2, "yy") + bytes({0xd0, 0x00});
     const std::string partial = publishPacket("c", 1, 3, "zzz");
     stream += partial.substr(0, partial.size() - 1);
     std::vector<int> types;
@@ -158,11 +158,11 @@ TEST_SUITE("mqtt_codec") {
     };
     CHECK_FALSE(decode(bytes({0x32, 0x03, 0x00, 0x09, 'a'})));  // topic past the end
     CHECK(why.find("topic") != std::string::npos);
-    CHECK_FALSE(decode(bytes({0x32, 0x03, 0x00, 0x01, 'a'})));  // no packet id
+    CHECK_FALSE(decode(bytes({0x32, 0x03, 0x00, 0x01, 'a'})));              // no packet id
     CHECK_FALSE(decode(bytes({0x32, 0x05, 0x00, 0x01, 'a', 0x00, 0x00})));  // id 0
     CHECK_FALSE(decode(bytes({0x36, 0x05, 0x00, 0x01, 'a', 0x00, 0x01})));  // QoS 3
-    CHECK_FALSE(decode(bytes({0x30, 0x02, 0x00, 0x00})));  // empty topic
-    CHECK_FALSE(decode(bytes({0x30, 0x01, 0x00})));        // no topic length
+    CHECK_FALSE(decode(bytes({0x30, 0x02, 0x00, 0x00})));                   // empty topic
+    CHECK_FALSE(decode(bytes({0x30, 0x01, 0x00})));                         // no topic length
 
     uint8_t qos = 0;
     uint16_t id = 0;
@@ -174,7 +174,8 @@ TEST_SUITE("mqtt_codec") {
     CHECK(c.session_present);
     CHECK(c.return_code == 5);
     CHECK(connackReason(5) == "not authorized");
-    REQUIRE(splitFrame(bytes({0x20, 0x03, 0x00, 0x00, 0x00}), 16, &f, &why) == FrameResult::kComplete);
+    REQUIRE(splitFrame(bytes({0x20, 0x03, 0x00, 0x00, 0x00}), 16, &f, &why) ==
+            FrameResult::kComplete);
     CHECK_FALSE(decodeConnack(f, &c, &why));
 
     Suback s;
@@ -183,7 +184,8 @@ TEST_SUITE("mqtt_codec") {
     REQUIRE(decodeSuback(f, &s, &why));
     CHECK(s.packet_id == 7);
     CHECK(s.codes == std::vector<uint8_t>{1, 0x80});
-    REQUIRE(splitFrame(bytes({0x90, 0x03, 0x00, 0x07, 0x03}), 16, &f, &why) == FrameResult::kComplete);
+    REQUIRE(splitFrame(bytes({0x90, 0x03, 0x00, 0x07, 0x03}), 16, &f, &why) ==
+            FrameResult::kComplete);
     CHECK_FALSE(decodeSuback(f, &s, &why));
     REQUIRE(splitFrame(bytes({0x90, 0x02, 0x00, 0x07}), 16, &f, &why) == FrameResult::kComplete);
     CHECK_FALSE(decodeSuback(f, &s, &why));

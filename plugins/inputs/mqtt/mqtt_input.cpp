@@ -1,10 +1,9 @@
 #include "plugins/inputs/mqtt/mqtt_input.h"
 
 #include <poll.h>
+#include <simdjson.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-
-#include <simdjson.h>
 
 #include <algorithm>
 #include <random>
@@ -46,8 +45,8 @@ bool validMqttTopicFilter(std::string_view filter) {
   size_t start = 0;
   for (;;) {
     const size_t slash = filter.find('/', start);
-    const std::string_view level =
-        filter.substr(start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+    const std::string_view level = filter.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     if (level.find_first_of("+#") != std::string_view::npos && level.size() != 1) return false;
     if (level == "#" && slash != std::string_view::npos) return false;
     if (slash == std::string_view::npos) return true;
@@ -61,8 +60,9 @@ Result<MqttInputSettings> MqttInputSettings::fromOptions(const PluginContext& ct
   s.broker = opts.getString("broker");
   std::string why;
   if (s.broker.empty() || !parseBrokerUri(s.broker, &s.address, &why)) {
-    return invalidArgument(keyLocation(opts, "broker") + ": \"" + s.broker + "\": " +
-                           (s.broker.empty() ? "a broker URI is required, e.g. tcp://broker:1883" : why));
+    return invalidArgument(
+        keyLocation(opts, "broker") + ": \"" + s.broker +
+        "\": " + (s.broker.empty() ? "a broker URI is required, e.g. tcp://broker:1883" : why));
   }
   s.client_id = opts.getString("client_id");
   if (s.client_id.empty()) s.client_id = "ferry-" + ctx.agent_id + "-" + ctx.name;
@@ -75,17 +75,19 @@ Result<MqttInputSettings> MqttInputSettings::fromOptions(const PluginContext& ct
   }
   for (const std::string& t : s.topics) {
     if (!validMqttTopicFilter(t)) {
-      return invalidArgument(keyLocation(opts, "topics") + ": \"" + t +
-                             "\" is not a valid topic filter ('+' and '#' must be whole levels, '#' "
-                             "only last)");
+      return invalidArgument(
+          keyLocation(opts, "topics") + ": \"" + t +
+          "\" is not a valid topic filter ('+' and '#' must be whole levels, '#' "
+          "only last)");
     }
   }
   if (opts.has("qos")) {
     const std::string& q = opts.getString("qos");
     s.qos = q == "0" ? 0 : 1;
     if (q == "2") {
-      logWarn(kLog, ctx.name, ": qos 2 is subscribed as qos 1 (at-least-once, acknowledged after "
-                              "commit; duplicates possible)");
+      logWarn(kLog, ctx.name,
+              ": qos 2 is subscribed as qos 1 (at-least-once, acknowledged after "
+              "commit; duplicates possible)");
     }
   }
   if (opts.has("clean_session")) s.clean_session = opts.getBool("clean_session");
@@ -150,8 +152,9 @@ Status MqttInput::start(Emitter& emitter) {
     if (!tls) return Status(tls.status().code(), instance_ + ": " + tls.status().message());
     tls_ = std::move(tls).value();
     if (settings_.tls.insecure_skip_verify) {
-      logWarn(kLog, instance_, ": tls.insecure_skip_verify is on: the broker's certificate and "
-                               "host name are NOT verified");
+      logWarn(kLog, instance_,
+              ": tls.insecure_skip_verify is on: the broker's certificate and "
+              "host name are NOT verified");
     }
   }
   if (settings_.format == MqttInputSettings::Format::kJson && parser_ == nullptr) {
@@ -199,7 +202,8 @@ void MqttInput::drainWake() {
 bool MqttInput::sleepInterruptible(Duration d) {
   const auto until = SteadyClock::now() + d;
   while (!stop_.load()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - SteadyClock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(until - SteadyClock::now());
     if (left.count() <= 0) break;
     pollfd p{wake_fd_, POLLIN, 0};
     ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count() + 1, 1000)));
@@ -256,10 +260,12 @@ void MqttInput::runAcker() {
     if (ticket != 0 && generation == generation_.load()) {
       Duration slice = kAckerSlice;
       if (stop_.load()) {
-        slice = std::min<Duration>(slice, std::chrono::duration_cast<Duration>(drain_until_ - SteadyClock::now()));
+        slice = std::min<Duration>(
+            slice, std::chrono::duration_cast<Duration>(drain_until_ - SteadyClock::now()));
       }
       lock.unlock();
-      const Status st = emitter_->waitCommitted(ticket, std::max<Duration>(slice, Duration::zero()));
+      const Status st =
+          emitter_->waitCommitted(ticket, std::max<Duration>(slice, Duration::zero()));
       lock.lock();
       if (st.code() == StatusCode::kDeadlineExceeded) continue;
       if (st.code() == StatusCode::kCancelled) {
@@ -299,8 +305,9 @@ Status MqttInput::sendSettledAcks() {
   for (const Pending& p : settled) {
     if (p.generation != generation) continue;  // an older connection's: the broker resends
     if (p.state == Pending::State::kFailed) {
-      result = unavailable("records were not stored (see the agent's log); reconnecting so that "
-                           "the broker sends them again");
+      result = unavailable(
+          "records were not stored (see the agent's log); reconnecting so that "
+          "the broker sends them again");
       break;
     }
     if (p.state == Pending::State::kCancelled) break;
@@ -318,7 +325,8 @@ Status MqttInput::sendSettledAcks() {
 void MqttInput::appendInput(const char* data, size_t n) {
   // simdjson parses payloads in place: keep SIMDJSON_PADDING allocated bytes past the end.
   if (in_.capacity() < in_.size() + n + simdjson::SIMDJSON_PADDING) {
-    in_.reserve(std::max(in_.capacity() * 2, in_.size() + n + kReadChunk + simdjson::SIMDJSON_PADDING));
+    in_.reserve(
+        std::max(in_.capacity() * 2, in_.size() + n + kReadChunk + simdjson::SIMDJSON_PADDING));
   }
   in_.append(data, n);
 }
@@ -348,11 +356,13 @@ Status MqttInput::handshake() {
       mqttc::Connack ack;
       if (f.type() != mqttc::PacketType::kConnack || !mqttc::decodeConnack(f, &ack, &why)) {
         return unavailable("broker " + settings_.broker + ": expected CONNACK, got packet type " +
-                           std::to_string(static_cast<int>(f.type())) + (why.empty() ? "" : ": " + why));
+                           std::to_string(static_cast<int>(f.type())) +
+                           (why.empty() ? "" : ": " + why));
       }
       if (ack.return_code != 0) {
         return unavailable("broker " + settings_.broker + " refused the connection of client \"" +
-                           settings_.client_id + "\": " + std::string(mqttc::connackReason(ack.return_code)));
+                           settings_.client_id +
+                           "\": " + std::string(mqttc::connackReason(ack.return_code)));
       }
       in_.erase(0, f.totalSize());
       if (!ack.session_present && !settings_.clean_session && connects_.load() > 0) {
@@ -390,7 +400,8 @@ Status MqttInput::serve() {
   FERRY_RETURN_IF_ERROR(handshake());
   connected_.store(true);
   connects_.fetch_add(1);
-  logInfo(kLog, instance_, ": connected to ", settings_.broker, " as \"", settings_.client_id, "\"");
+  logInfo(kLog, instance_, ": connected to ", settings_.broker, " as \"", settings_.client_id,
+          "\"");
   const auto keepalive = std::chrono::duration_cast<SteadyClock::duration>(settings_.keepalive);
   bool ping_outstanding = false;
   // Frames may already wait in in_ (sent right after CONNACK).
@@ -463,8 +474,8 @@ Status MqttInput::parseFrames() {
       }
       uint8_t qos = 0;
       uint16_t id = 0;
-      const size_t need = mqttc::peekPublishId(f.header, f.body_size, rest.substr(f.header_size),
-                                               &qos, &id, &why);
+      const size_t need =
+          mqttc::peekPublishId(f.header, f.body_size, rest.substr(f.header_size), &qos, &id, &why);
       if (need == SIZE_MAX) {
         result = unavailable("broker " + settings_.broker + " sent a malformed PUBLISH: " + why);
         break;
@@ -512,8 +523,9 @@ Status MqttInput::handleFrame(const mqttc::Frame& f) {
       }
       for (size_t i = 0; i < ack.codes.size() && i < settings_.topics.size(); ++i) {
         if (ack.codes[i] == 0x80) {
-          logError(kLog, instance_, ": broker ", settings_.broker, " refused the subscription to \"",
-                   settings_.topics[i], "\" (not authorized or invalid filter)");
+          logError(kLog, instance_, ": broker ", settings_.broker,
+                   " refused the subscription to \"", settings_.topics[i],
+                   "\" (not authorized or invalid filter)");
         } else if (ack.codes[i] < settings_.qos) {
           logError(kLog, instance_, ": broker ", settings_.broker, " granted QoS ",
                    static_cast<int>(ack.codes[i]), " for \"", settings_.topics[i],
@@ -545,8 +557,8 @@ Status MqttInput::handlePublish(const mqttc::Frame& f) {
   }
   if (p.qos == 1) batch_ids_.push_back(p.packet_id);
   if (p.payload.size() > settings_.max_message_bytes) {
-    noteDropped("mqtt_too_large", "a message larger than max_message_bytes on \"" +
-                                      std::string(p.topic) + "\"");
+    noteDropped("mqtt_too_large",
+                "a message larger than max_message_bytes on \"" + std::string(p.topic) + "\"");
     return Status::ok();
   }
   addRecord(p.topic, p.payload);
@@ -574,7 +586,8 @@ void MqttInput::addRecord(std::string_view topic, std::string_view payload) {
   simdjson::dom::element doc;
   if (parser_->parse(payload.data(), payload.size(), false).get(doc) != simdjson::SUCCESS ||
       doc.type() != simdjson::dom::element_type::OBJECT) {
-    noteDropped("invalid_json", "a payload that is not a JSON object on \"" + std::string(topic) + "\"");
+    noteDropped("bad_json",
+                "a payload that is not a JSON object on \"" + std::string(topic) + "\"");
     return;
   }
   bool add_topic = !settings_.topic_field.empty();
@@ -584,9 +597,11 @@ void MqttInput::addRecord(std::string_view topic, std::string_view payload) {
   }
   data.resize(start + payload.size());
   size_t len = 0;
-  if (simdjson::minify(payload.data(), payload.size(), data.data() + start, len) != simdjson::SUCCESS) {
+  if (simdjson::minify(payload.data(), payload.size(), data.data() + start, len) !=
+      simdjson::SUCCESS) {
     data.resize(start);
-    noteDropped("invalid_json", "a payload that cannot be minified on \"" + std::string(topic) + "\"");
+    noteDropped("bad_json",
+                "a payload that cannot be minified on \"" + std::string(topic) + "\"");
     return;
   }
   data.resize(start + len);
@@ -669,61 +684,77 @@ void MqttInput::drainAndDisconnect() {
 
 namespace {
 
-const OptionSpec kTlsOptions[] = {
-    {.key = "ca_file", .type = OptionType::kString,
-     .help = "PEM file of the CAs that may sign the broker's certificate; default: the system's"},
-    {.key = "cert_file", .type = OptionType::kString,
-     .help = "PEM client certificate (with key_file) for brokers that authenticate clients"},
-    {.key = "key_file", .type = OptionType::kString, .help = "PEM private key of cert_file"},
-    {.key = "insecure_skip_verify", .type = OptionType::kBool, .default_value = "false",
-     .help = "do NOT verify the broker's certificate and host name (testing only; logged as "
-             "a warning at every start)"},
-};
-
 const OptionSpec kRetryOptions[] = {
-    {.key = "initial", .type = OptionType::kDuration, .default_value = "1s",
+    {.key = "initial",
+     .type = OptionType::kDuration,
+     .default_value = "1s",
      .help = "cap of the wait after the first failed connect"},
-    {.key = "max", .type = OptionType::kDuration, .default_value = "60s",
+    {.key = "max",
+     .type = OptionType::kDuration,
+     .default_value = "60s",
      .help = "cap of the exponential backoff between connects (full jitter below it)"},
 };
 
 const OptionSpec kOptions[] = {
-    {.key = "broker", .type = OptionType::kString,
+    {.key = "broker",
+     .type = OptionType::kString,
      .help = "broker URI: tcp://host:port or mqtt://host:port (1883), ssl:// or mqtts:// (8883)",
      .required = true},
-    {.key = "client_id", .type = OptionType::kString,
+    {.key = "client_id",
+     .type = OptionType::kString,
      .help = "MQTT client id; default ferry-<agent>-<input> (keep it stable: the broker keeps "
              "the session and its queued messages under it)"},
-    {.key = "topics", .type = OptionType::kStringList,
-     .help = "topic filters to subscribe to ('+' and '#' wildcards allowed)", .required = true},
-    {.key = "qos", .type = OptionType::kEnum, .default_value = "1",
+    {.key = "topics",
+     .type = OptionType::kStringList,
+     .help = "topic filters to subscribe to ('+' and '#' wildcards allowed)",
+     .required = true},
+    {.key = "qos",
+     .type = OptionType::kEnum,
+     .default_value = "1",
      .help = "1: each message is acknowledged (PUBACK) only after its record is committed; 0: "
              "at most once; 2 is subscribed as 1",
      .choices = kQos},
-    {.key = "clean_session", .type = OptionType::kBool, .default_value = "false",
+    {.key = "clean_session",
+     .type = OptionType::kBool,
+     .default_value = "false",
      .help = "false: the broker keeps the session (subscriptions, queued QoS 1 messages) while "
              "the agent is away"},
-    {.key = "keepalive", .type = OptionType::kDuration, .default_value = "30s",
+    {.key = "keepalive",
+     .type = OptionType::kDuration,
+     .default_value = "30s",
      .help = "MQTT keep-alive (1s..65535s); a connection silent for 1.5x this is dropped"},
     {.key = "username", .type = OptionType::kString, .help = "user name for the broker"},
-    {.key = "password", .type = OptionType::kString,
-     .help = "password for the broker (needs username); use @file:/path or ${ENV}", .secret = true},
-    {.key = "tls", .type = OptionType::kObject,
+    {.key = "password",
+     .type = OptionType::kString,
+     .help = "password for the broker (needs username); use @file:/path or ${ENV}",
+     .secret = true},
+    {.key = "tls",
+     .type = OptionType::kObject,
      .help = "TLS for ssl:// and mqtts:// (TLS 1.2 or newer; certificate and host name verified)",
-     .fields = kTlsOptions},
-    {.key = "max_message_bytes", .type = OptionType::kSize, .default_value = "1MiB",
+     .fields = mqttTlsOptions()},
+    {.key = "max_message_bytes",
+     .type = OptionType::kSize,
+     .default_value = "1MiB",
      .help = "larger payloads are skipped unread, acknowledged and counted (reason "
              "mqtt_too_large)"},
-    {.key = "format", .type = OptionType::kEnum, .default_value = "json",
-     .help = "json: the payload is one JSON object (else dropped, reason invalid_json); text: "
+    {.key = "format",
+     .type = OptionType::kEnum,
+     .default_value = "json",
+     .help = "json: the payload is one JSON object (else dropped, reason bad_json); text: "
              "{\"message\": payload}",
      .choices = kFormats},
-    {.key = "topic_field", .type = OptionType::kString, .default_value = "topic",
+    {.key = "topic_field",
+     .type = OptionType::kString,
+     .default_value = "topic",
      .help = "field that receives the message's topic (empty: none; json: not added when the "
              "payload has the field)"},
-    {.key = "connect_timeout", .type = OptionType::kDuration, .default_value = "10s",
+    {.key = "connect_timeout",
+     .type = OptionType::kDuration,
+     .default_value = "10s",
      .help = "limit of one connect (TCP, TLS, CONNACK)"},
-    {.key = "retry", .type = OptionType::kObject, .help = "backoff between failed connects",
+    {.key = "retry",
+     .type = OptionType::kObject,
+     .help = "backoff between failed connects",
      .fields = kRetryOptions},
 };
 

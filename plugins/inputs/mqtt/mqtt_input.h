@@ -21,7 +21,7 @@
 // "topic"; not added when empty or when the payload has that key already). `format:
 // text`: {"message":"<payload>","<topic_field>":"<topic>"}, invalid UTF-8 replaced by
 // U+FFFD. Drops: ferry_dropped_records_total{reason="mqtt_too_large"} (payload over
-// max_message_bytes, skipped without being buffered) and {reason="invalid_json"}.
+// max_message_bytes, skipped without being buffered) and {reason="bad_json"}.
 //
 // Connection: CONNECT with clean_session (default off: the broker keeps the subscription
 // and queues QoS 1 messages while the agent is away, under the stable client_id), then
@@ -169,15 +169,15 @@ class MqttInput final : public Input {
   // Shared by the reader and the acker.
   std::mutex ack_mu_;
   std::condition_variable ack_cv_;
-  std::deque<Pending> waiting_;  // emitted, commit not known yet, in arrival order
-  std::deque<Pending> settled_;  // commit known, PUBACKs not sent yet
+  std::deque<Pending> waiting_;          // emitted, commit not known yet, in arrival order
+  std::deque<Pending> settled_;          // commit known, PUBACKs not sent yet
   std::atomic<uint64_t> generation_{0};  // connection number; old acks are not sent
   std::chrono::steady_clock::time_point drain_until_{};  // ack_mu_; acker gives up then
 
   // Reader thread only.
   mqttc::BrokerStream stream_;
-  std::string in_;        // bytes read and not yet consumed (+ simdjson padding capacity)
-  std::string out_;       // packets being encoded
+  std::string in_;   // bytes read and not yet consumed (+ simdjson padding capacity)
+  std::string out_;  // packets being encoded
   std::unique_ptr<char[]> read_buf_;  // kReadChunk bytes
   std::string topic_key_json_;        // topic_field as a JSON string literal
   size_t max_body_ = 0;               // largest PUBLISH body buffered

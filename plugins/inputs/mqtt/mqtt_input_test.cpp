@@ -96,14 +96,16 @@ TEST_SUITE("inputs.mqtt") {
     CHECK(s->address.port == 1883);
 
     Options bad_filter = baseOptions();
-    bad_filter.set("topics", std::vector<std::string>{"a/#/b"}, {"ferry.yaml", 4, "inputs[0].topics"});
+    bad_filter.set("topics", std::vector<std::string>{"a/#/b"},
+                   {"ferry.yaml", 4, "inputs[0].topics"});
     Result<MqttInputSettings> r = MqttInputSettings::fromOptions(ctx, bad_filter);
     REQUIRE_FALSE(r.isOk());
     CHECK(r.status().message().find("ferry.yaml:4: inputs[0].topics") != std::string::npos);
     CHECK(r.status().message().find("a/#/b") != std::string::npos);
 
     Options tls_on_tcp = baseOptions();
-    tls_on_tcp.set("tls.ca_file", std::string("/tmp/ca.pem"), {"ferry.yaml", 7, "inputs[0].tls.ca_file"});
+    tls_on_tcp.set("tls.ca_file", std::string("/tmp/ca.pem"),
+                   {"ferry.yaml", 7, "inputs[0].tls.ca_file"});
     CHECK_FALSE(MqttInputSettings::fromOptions(ctx, tls_on_tcp).isOk());
 
     Options password_alone = baseOptions();
@@ -133,7 +135,8 @@ TEST_SUITE("inputs.mqtt") {
     CHECK_FALSE(validMqttTopicFilter(std::string("a\0b", 3)));
   }
 
-  TEST_CASE("QoS 0 and 1 messages become records with their topic; bad and too large ones are counted") {
+  TEST_CASE(
+      "QoS 0 and 1 messages become records with their topic; bad and too large ones are counted") {
     test::MosquittoBroker broker;
     REQUIRE_MESSAGE(broker.start(), broker.log());
     MqttInputSettings s = settingsFor(broker, "ferry-test-records");
@@ -149,7 +152,8 @@ TEST_SUITE("inputs.mqtt") {
     REQUIRE(pub.publish("sensors/a", numbered(0, 50), 1));
     REQUIRE(pub.publish("sensors/b", numbered(50, 60), 0));
     REQUIRE(pub.publish("sensors/a", {"not json", "[1,2]", std::string(2000, 'x')}, 1));
-    REQUIRE(pub.publish("sensors/c", {"{ \"pretty\" :\n  {\"x\": 1},\n \"topic\": \"own\" }", "{}"}, 1));
+    REQUIRE(pub.publish("sensors/c", {"{ \"pretty\" :\n  {\"x\": 1},\n \"topic\": \"own\" }", "{}"},
+                        1));
     REQUIRE(waitForRecords(emitter, base + 62));
     // Every QoS 1 message is acknowledged (with auto_commit): the dropped ones too.
     REQUIRE(test::eventually([&] { return input.acked() >= 1 + 50 + 3 + 2; }, 10s));
@@ -164,7 +168,7 @@ TEST_SUITE("inputs.mqtt") {
     CHECK(records[60] == "{\"pretty\":{\"x\":1},\"topic\":\"own\"}");
     CHECK(records[61] == "{\"topic\":\"sensors/c\"}");
     std::lock_guard lock(emitter.mu_);
-    CHECK(emitter.dropped["invalid_json"] == 2);
+    CHECK(emitter.dropped["bad_json"] == 2);
     CHECK(emitter.dropped["mqtt_too_large"] == 1);
   }
 
@@ -296,8 +300,8 @@ TEST_SUITE("inputs.mqtt.tls") {
     const std::string key = certs.file("broker.key");
     const std::string cmd =
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
-        "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '" + key + "' -out '" +
-        cert + "' >/dev/null 2>&1";
+        "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '" +
+        key + "' -out '" + cert + "' >/dev/null 2>&1";
     REQUIRE_MESSAGE(std::system(cmd.c_str()) == 0, "openssl CLI could not make a certificate");
     const int plain_port = test::freePort();
     test::MosquittoBroker broker;
@@ -335,7 +339,9 @@ TEST_SUITE("inputs.mqtt.tls") {
       CaptureEmitter emitter;
       REQUIRE(input.start(emitter).isOk());
       REQUIRE(test::eventually(
-          [&] { return input.lastError().find("certificate verification failed") != std::string::npos; },
+          [&] {
+            return input.lastError().find("certificate verification failed") != std::string::npos;
+          },
           10s));
       CHECK_FALSE(input.connected());
       input.stop();
@@ -347,7 +353,9 @@ TEST_SUITE("inputs.mqtt.tls") {
       CaptureEmitter emitter;
       REQUIRE(input.start(emitter).isOk());
       REQUIRE(test::eventually(
-          [&] { return input.lastError().find("certificate verification failed") != std::string::npos; },
+          [&] {
+            return input.lastError().find("certificate verification failed") != std::string::npos;
+          },
           10s));
       CHECK(input.connects() == 0);
       input.stop();

@@ -37,7 +37,8 @@ int pollTimeoutMs(SteadyPoint deadline) {
 bool isIpAddress(const std::string& host) {
   in6_addr a6{};
   in_addr a4{};
-  return ::inet_pton(AF_INET, host.c_str(), &a4) == 1 || ::inet_pton(AF_INET6, host.c_str(), &a6) == 1;
+  return ::inet_pton(AF_INET, host.c_str(), &a4) == 1 ||
+         ::inet_pton(AF_INET6, host.c_str(), &a6) == 1;
 }
 
 }  // namespace
@@ -226,7 +227,8 @@ Result<size_t> BrokerStream::read(char* buf, size_t cap, int wake_fd, SteadyPoin
         return static_cast<size_t>(r);
       }
       const int e = SSL_get_error(ssl_, r);
-      if (e == SSL_ERROR_ZERO_RETURN) return unavailable("broker " + peer_ + " closed the connection");
+      if (e == SSL_ERROR_ZERO_RETURN)
+        return unavailable("broker " + peer_ + " closed the connection");
       if (e == SSL_ERROR_WANT_WRITE) {
         events = POLLOUT;
       } else if (e != SSL_ERROR_WANT_READ) {
@@ -256,7 +258,8 @@ Status BrokerStream::writeAll(std::string_view data, SteadyPoint deadline) {
     short events = POLLOUT;
     if (ssl_ != nullptr) {
       ERR_clear_error();
-      const int r = SSL_write(ssl_, data.data(), static_cast<int>(std::min<size_t>(data.size(), 1 << 30)));
+      const int r =
+          SSL_write(ssl_, data.data(), static_cast<int>(std::min<size_t>(data.size(), 1 << 30)));
       if (r > 0) {
         data.remove_prefix(static_cast<size_t>(r));
         continue;

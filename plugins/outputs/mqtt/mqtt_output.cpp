@@ -614,17 +614,6 @@ constexpr std::string_view kQos[] = {"0", "1"};
 constexpr std::string_view kPayloads[] = {"ndjson", "envelope", "json_per_record"};
 constexpr std::string_view kVersions[] = {"5", "3"};
 
-const OptionSpec kTlsOptions[] = {
-    {.key = "ca_file", .type = OptionType::kString,
-     .help = "PEM file of the CAs that may sign the broker's certificate; default: the system's"},
-    {.key = "cert_file", .type = OptionType::kString,
-     .help = "PEM client certificate (with key_file) for brokers that authenticate clients"},
-    {.key = "key_file", .type = OptionType::kString, .help = "PEM private key of cert_file"},
-    {.key = "insecure_skip_verify", .type = OptionType::kBool, .default_value = "false",
-     .help = "do NOT verify the broker's certificate and host name (testing only; logged as "
-             "a warning at every start)"},
-};
-
 const OptionSpec kMqttOptions[] = {
     {.key = "broker", .type = OptionType::kString,
      .help = "broker URI: tcp://host:port or mqtt://host:port (1883), ssl:// or mqtts:// (8883)",
@@ -661,7 +650,7 @@ const OptionSpec kMqttOptions[] = {
      .help = "TLS for ssl:// and mqtts:// (certificate and host name verified; TLS 1.3 when "
              "offered; lowest version: what the system's OpenSSL allows, TLS 1.2 with OpenSSL 3 "
              "defaults)",
-     .fields = kTlsOptions},
+     .fields = mqttTlsOptions()},
 };
 
 Result<std::unique_ptr<Output>> makeMqttOutput(const PluginContext& ctx, const Options& opts) {
