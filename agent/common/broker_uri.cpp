@@ -3,26 +3,6 @@
 #include <charconv>
 
 namespace ferry {
-namespace {
-
-constexpr OptionSpec kTlsOptions[] = {
-    {.key = "ca_file",
-     .type = OptionType::kString,
-     .help = "PEM file of the CAs that may sign the broker's certificate; default: the system's"},
-    {.key = "cert_file",
-     .type = OptionType::kString,
-     .help = "PEM client certificate (with key_file) for brokers that authenticate clients"},
-    {.key = "key_file", .type = OptionType::kString, .help = "PEM private key of cert_file"},
-    {.key = "insecure_skip_verify",
-     .type = OptionType::kBool,
-     .default_value = "false",
-     .help = "do NOT verify the broker's certificate and host name (testing only; logged as "
-             "a warning at every start)"},
-};
-
-}  // namespace
-
-std::span<const OptionSpec> mqttTlsOptions() { return kTlsOptions; }
 
 std::string BrokerAddress::serverUri() const {
   return std::string(tls ? "ssl://" : "tcp://") + host + ":" + std::to_string(port);

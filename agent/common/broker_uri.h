@@ -4,7 +4,6 @@
 // Thread-safety: stateless functions and constant tables; BrokerAddress is a value type.
 #pragma once
 
-#include <span>
 #include <string>
 #include <string_view>
 
@@ -23,9 +22,21 @@ struct BrokerAddress {
   std::string bareHost() const;
 };
 
-// The keys of the `tls` table of the mqtt input and output (one vocabulary for both):
-// ca_file, cert_file, key_file, insecure_skip_verify.
-std::span<const OptionSpec> mqttTlsOptions();
+// The keys of the `tls` table of the mqtt input and output (one vocabulary for both).
+inline constexpr OptionSpec kMqttTlsOptions[] = {
+    {.key = "ca_file",
+     .type = OptionType::kString,
+     .help = "PEM file of the CAs that may sign the broker's certificate; default: the system's"},
+    {.key = "cert_file",
+     .type = OptionType::kString,
+     .help = "PEM client certificate (with key_file) for brokers that authenticate clients"},
+    {.key = "key_file", .type = OptionType::kString, .help = "PEM private key of cert_file"},
+    {.key = "insecure_skip_verify",
+     .type = OptionType::kBool,
+     .default_value = "false",
+     .help = "do NOT verify the broker's certificate and host name (testing only; logged as "
+             "a warning at every start)"},
+};
 
 // Parses `uri`. False with `why` set (what is wrong, without the URI) when malformed.
 bool parseBrokerUri(std::string_view uri, BrokerAddress* out, std::string* why);

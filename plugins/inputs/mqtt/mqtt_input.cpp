@@ -1,7 +1,6 @@
 #include "plugins/inputs/mqtt/mqtt_input.h"
 
 #include <poll.h>
-#include <simdjson.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -10,7 +9,6 @@
 #include <utility>
 
 #include "agent/core/backoff.h"
-#include "ferry/json.h"
 #include "ferry/log.h"
 
 namespace ferry {
@@ -30,7 +28,6 @@ constexpr auto kWriteTimeout = std::chrono::seconds(10);
 constexpr auto kDropLogInterval = std::chrono::seconds(10);
 
 constexpr std::string_view kQos[] = {"0", "1", "2"};
-constexpr std::string_view kFormats[] = {"json", "text"};
 
 std::string keyLocation(const Options& opts, std::string_view key) {
   std::string loc = opts.where(key).describe();
@@ -119,7 +116,9 @@ Result<MqttInputSettings> MqttInputSettings::fromOptions(const PluginContext& ct
     return invalidArgument(keyLocation(opts, "max_message_bytes") + ": must be between 1 and " +
                            formatSize(kMaxMessageLimit));
   }
-  if (opts.has("format") && opts.getString("format") == "text") s.format = Format::kText;
+  Result<LineFormatSpec> format = lineFormatSpecFromOptions(opts);
+  if (!format) return format.status();
+  s.format = std::move(format).value();
   if (opts.has("topic_field")) s.topic_field = opts.getString("topic_field");
   if (opts.has("connect_timeout")) s.connect_timeout = opts.getDuration("connect_timeout");
   if (s.connect_timeout < std::chrono::milliseconds(100)) {
@@ -138,7 +137,6 @@ MqttInput::MqttInput(MqttInputSettings settings, std::string instance)
   batch_.reserve(kBatchMessages, 256 * kBatchMessages);
   batch_ids_.reserve(kBatchMessages);
   read_buf_ = std::make_unique<char[]>(kReadChunk);
-  appendJsonString(topic_key_json_, settings_.topic_field);
   max_body_ = settings_.max_message_bytes + 2 + kMaxTopicBytes + 2;
 }
 
@@ -157,8 +155,11 @@ Status MqttInput::start(Emitter& emitter) {
               "host name are NOT verified");
     }
   }
-  if (settings_.format == MqttInputSettings::Format::kJson && parser_ == nullptr) {
-    parser_ = std::make_unique<simdjson::dom::parser>();
+  if (!parser_) {
+    Result<LineParser> parser = LineParser::make(settings_.format);
+    if (!parser)
+      return Status(parser.status().code(), instance_ + ": " + parser.status().message());
+    parser_.emplace(std::move(parser).value());
   }
   const int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake < 0) return unavailable(instance_ + ": eventfd failed");
@@ -323,10 +324,10 @@ Status MqttInput::sendSettledAcks() {
 }
 
 void MqttInput::appendInput(const char* data, size_t n) {
-  // simdjson parses payloads in place: keep SIMDJSON_PADDING allocated bytes past the end.
-  if (in_.capacity() < in_.size() + n + simdjson::SIMDJSON_PADDING) {
-    in_.reserve(
-        std::max(in_.capacity() * 2, in_.size() + n + kReadChunk + simdjson::SIMDJSON_PADDING));
+  // Payloads are parsed in place (LineParser::parsePadded): keep kLinePadding allocated
+  // bytes past the end.
+  if (in_.capacity() < in_.size() + n + kLinePadding) {
+    in_.reserve(std::max(in_.capacity() * 2, in_.size() + n + kReadChunk + kLinePadding));
   }
   in_.append(data, n);
 }
@@ -566,54 +567,15 @@ Status MqttInput::handlePublish(const mqttc::Frame& f) {
 }
 
 void MqttInput::addRecord(std::string_view topic, std::string_view payload) {
-  std::string& data = batch_.mutableData();
-  const size_t start = data.size();
-  if (settings_.format == MqttInputSettings::Format::kText) {
-    data.append("{\"message\":");
-    appendJsonString(data, payload);
-    if (!settings_.topic_field.empty()) {
-      data.push_back(',');
-      data.append(topic_key_json_);
-      data.push_back(':');
-      appendJsonString(data, topic);
-    }
-    data.push_back('}');
-    batch_.commitRecord();
-    return;
+  extra_.clear();
+  if (!settings_.topic_field.empty()) appendExtraMember(extra_, settings_.topic_field, topic);
+  // in_ keeps kLinePadding bytes of capacity past its end, and the payload is a view into it.
+  const LineOutcome r = parser_->parsePadded(payload, batch_, extra_);
+  if (r.refused()) {
+    noteDropped(r.reason, "a payload refused by format " +
+                              std::string(lineFormatName(settings_.format.format)) + " on \"" +
+                              std::string(topic) + "\"");
   }
-  // in_ keeps SIMDJSON_PADDING bytes of capacity past its end, so the payload (a view into
-  // it) is parsed in place.
-  simdjson::dom::element doc;
-  if (parser_->parse(payload.data(), payload.size(), false).get(doc) != simdjson::SUCCESS ||
-      doc.type() != simdjson::dom::element_type::OBJECT) {
-    noteDropped("bad_json",
-                "a payload that is not a JSON object on \"" + std::string(topic) + "\"");
-    return;
-  }
-  bool add_topic = !settings_.topic_field.empty();
-  if (add_topic) {
-    simdjson::dom::element existing;
-    add_topic = doc.get_object().at_key(settings_.topic_field).get(existing) != simdjson::SUCCESS;
-  }
-  data.resize(start + payload.size());
-  size_t len = 0;
-  if (simdjson::minify(payload.data(), payload.size(), data.data() + start, len) !=
-      simdjson::SUCCESS) {
-    data.resize(start);
-    noteDropped("bad_json",
-                "a payload that cannot be minified on \"" + std::string(topic) + "\"");
-    return;
-  }
-  data.resize(start + len);
-  if (add_topic) {
-    data.pop_back();  // '}'
-    if (data.back() != '{') data.push_back(',');
-    data.append(topic_key_json_);
-    data.push_back(':');
-    appendJsonString(data, topic);
-    data.push_back('}');
-  }
-  batch_.commitRecord();
 }
 
 void MqttInput::noteDropped(std::string_view reason, const std::string& what) {
@@ -684,7 +646,7 @@ void MqttInput::drainAndDisconnect() {
 
 namespace {
 
-const OptionSpec kRetryOptions[] = {
+constexpr OptionSpec kRetryOptions[] = {
     {.key = "initial",
      .type = OptionType::kDuration,
      .default_value = "1s",
@@ -695,7 +657,7 @@ const OptionSpec kRetryOptions[] = {
      .help = "cap of the exponential backoff between connects (full jitter below it)"},
 };
 
-const OptionSpec kOptions[] = {
+constexpr OptionSpec kOwnOptions[] = {
     {.key = "broker",
      .type = OptionType::kString,
      .help = "broker URI: tcp://host:port or mqtt://host:port (1883), ssl:// or mqtts:// (8883)",
@@ -731,18 +693,12 @@ const OptionSpec kOptions[] = {
     {.key = "tls",
      .type = OptionType::kObject,
      .help = "TLS for ssl:// and mqtts:// (TLS 1.2 or newer; certificate and host name verified)",
-     .fields = mqttTlsOptions()},
+     .fields = kMqttTlsOptions},
     {.key = "max_message_bytes",
      .type = OptionType::kSize,
      .default_value = "1MiB",
      .help = "larger payloads are skipped unread, acknowledged and counted (reason "
              "mqtt_too_large)"},
-    {.key = "format",
-     .type = OptionType::kEnum,
-     .default_value = "json",
-     .help = "json: the payload is one JSON object (else dropped, reason bad_json); text: "
-             "{\"message\": payload}",
-     .choices = kFormats},
     {.key = "topic_field",
      .type = OptionType::kString,
      .default_value = "topic",
@@ -757,6 +713,8 @@ const OptionSpec kOptions[] = {
      .help = "backoff between failed connects",
      .fields = kRetryOptions},
 };
+
+constexpr auto kOptions = withLineFormatOptions(kOwnOptions);
 
 Result<std::unique_ptr<Input>> makeMqttInput(const PluginContext& ctx, const Options& opts) {
   Result<MqttInputSettings> s = MqttInputSettings::fromOptions(ctx, opts);

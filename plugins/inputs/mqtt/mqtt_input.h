@@ -16,12 +16,12 @@
 // Messages dropped on purpose (too large, not JSON with `format: json`) are counted and
 // acknowledged in their turn: sending them again would not help.
 //
-// Records: `format: json`: the payload must be one JSON object (checked with simdjson);
-// it is minified onto one line and gets the topic as the field `topic_field` (default
-// "topic"; not added when empty or when the payload has that key already). `format:
-// text`: {"message":"<payload>","<topic_field>":"<topic>"}, invalid UTF-8 replaced by
-// U+FFFD. Drops: ferry_dropped_records_total{reason="mqtt_too_large"} (payload over
-// max_message_bytes, skipped without being buffered) and {reason="bad_json"}.
+// Records: the payload is one "line" of the shared line formats (agent/formats/line_format.h,
+// docs/formats.md: json, text, logfmt, csv, influx, regex, with their options), and the
+// message's topic is added as the member `topic_field` (default "topic"; none when empty).
+// Payloads a format refuses are counted with the format's reason (bad_json, not_an_object,
+// invalid_utf8, ...); payloads over max_message_bytes are skipped without being buffered
+// and counted as ferry_dropped_records_total{reason="mqtt_too_large"}.
 //
 // Connection: CONNECT with clean_session (default off: the broker keeps the subscription
 // and queues QoS 1 messages while the agent is away, under the stable client_id), then
@@ -50,11 +50,13 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "agent/common/broker_uri.h"
+#include "agent/formats/line_format.h"
 #include "ferry/input.h"
 #include "ferry/options.h"
 #include "ferry/plugin.h"
@@ -62,15 +64,9 @@
 #include "plugins/inputs/mqtt/mqtt_codec.h"
 #include "plugins/inputs/mqtt/mqtt_transport.h"
 
-namespace simdjson::dom {
-class parser;
-}  // namespace simdjson::dom
-
 namespace ferry {
 
 struct MqttInputSettings {
-  enum class Format { kJson, kText };
-
   std::string broker;  // as configured
   BrokerAddress address;
   std::string client_id;  // default ferry-<agent>-<input>
@@ -82,7 +78,7 @@ struct MqttInputSettings {
   std::string password;
   mqttc::TlsFiles tls;
   uint64_t max_message_bytes = 1 << 20;
-  Format format = Format::kJson;
+  LineFormatSpec format;  // format, pattern, columns, delimiter, invalid_utf8
   std::string topic_field = "topic";
   Duration connect_timeout = std::chrono::seconds(10);
   Duration retry_initial = std::chrono::seconds(1);
@@ -130,7 +126,7 @@ class MqttInput final : public Input {
   // One connection: connect, subscribe, serve until it drops or stop. Returns why it ended.
   Status serve();
   Status handshake();
-  void appendInput(const char* data, size_t n);  // to in_, keeping simdjson's padding
+  void appendInput(const char* data, size_t n);  // to in_, keeping kLinePadding
   // Handles every complete packet in in_ and emits what they held.
   Status parseFrames();
   Status handleFrame(const mqttc::Frame& frame);
@@ -176,16 +172,16 @@ class MqttInput final : public Input {
 
   // Reader thread only.
   mqttc::BrokerStream stream_;
-  std::string in_;   // bytes read and not yet consumed (+ simdjson padding capacity)
-  std::string out_;  // packets being encoded
+  std::string in_;                    // bytes read and not yet consumed (+ kLinePadding capacity)
+  std::string out_;                   // packets being encoded
   std::unique_ptr<char[]> read_buf_;  // kReadChunk bytes
-  std::string topic_key_json_;        // topic_field as a JSON string literal
   size_t max_body_ = 0;               // largest PUBLISH body buffered
   RecordBatch batch_;
-  std::vector<uint16_t> batch_ids_;  // QoS 1 ids of the messages in batch_ (dropped ones too)
-  bool held_ = false;                // batch_ was refused (buffer full); retry before reading
-  uint64_t skip_left_ = 0;           // body bytes of an oversized PUBLISH still to skip
-  std::unique_ptr<simdjson::dom::parser> parser_;
+  std::vector<uint16_t> batch_ids_;   // QoS 1 ids of the messages in batch_ (dropped ones too)
+  bool held_ = false;                 // batch_ was refused (buffer full); retry before reading
+  uint64_t skip_left_ = 0;            // body bytes of an oversized PUBLISH still to skip
+  std::optional<LineParser> parser_;  // made at start()
+  std::string extra_;                 // the topic member of the record being built
   std::chrono::steady_clock::time_point last_sent_{};
   std::chrono::steady_clock::time_point last_received_{};
   uint16_t next_packet_id_ = 1;

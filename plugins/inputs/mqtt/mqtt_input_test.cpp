@@ -152,8 +152,7 @@ TEST_SUITE("inputs.mqtt") {
     REQUIRE(pub.publish("sensors/a", numbered(0, 50), 1));
     REQUIRE(pub.publish("sensors/b", numbered(50, 60), 0));
     REQUIRE(pub.publish("sensors/a", {"not json", "[1,2]", std::string(2000, 'x')}, 1));
-    REQUIRE(pub.publish("sensors/c", {"{ \"pretty\" :\n  {\"x\": 1},\n \"topic\": \"own\" }", "{}"},
-                        1));
+    REQUIRE(pub.publish("sensors/c", {"{ \"pretty\" :\n  {\"x\": 1}\n}", "{}"}, 1));
     REQUIRE(waitForRecords(emitter, base + 62));
     // Every QoS 1 message is acknowledged (with auto_commit): the dropped ones too.
     REQUIRE(test::eventually([&] { return input.acked() >= 1 + 50 + 3 + 2; }, 10s));
@@ -165,18 +164,21 @@ TEST_SUITE("inputs.mqtt") {
       CHECK(records[i] == "{\"n\":" + std::to_string(i) + ",\"topic\":\"sensors/a\"}");
     }
     CHECK(records[50] == "{\"n\":50,\"topic\":\"sensors/b\"}");
-    CHECK(records[60] == "{\"pretty\":{\"x\":1},\"topic\":\"own\"}");
+    // One line: the newlines of the payload become spaces.
+    CHECK(records[60] == "{ \"pretty\" :   {\"x\": 1} ,\"topic\":\"sensors/c\"}");
     CHECK(records[61] == "{\"topic\":\"sensors/c\"}");
     std::lock_guard lock(emitter.mu_);
-    CHECK(emitter.dropped["bad_json"] == 2);
+    CHECK(emitter.dropped["bad_json"] == 1);
+    CHECK(emitter.dropped["not_an_object"] == 1);
     CHECK(emitter.dropped["mqtt_too_large"] == 1);
   }
 
-  TEST_CASE("text format, no topic field") {
+  TEST_CASE("text format, no topic field, invalid UTF-8 replaced") {
     test::MosquittoBroker broker;
     REQUIRE_MESSAGE(broker.start(), broker.log());
     MqttInputSettings s = settingsFor(broker, "ferry-test-text");
-    s.format = MqttInputSettings::Format::kText;
+    s.format.format = LineFormat::kText;
+    s.format.invalid_utf8 = InvalidUtf8::kReplace;
     s.topic_field = "";
     s.topics = {"logs/+"};
     MqttInput input(s, "logs");

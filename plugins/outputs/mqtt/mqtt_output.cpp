@@ -650,7 +650,7 @@ const OptionSpec kMqttOptions[] = {
      .help = "TLS for ssl:// and mqtts:// (certificate and host name verified; TLS 1.3 when "
              "offered; lowest version: what the system's OpenSSL allows, TLS 1.2 with OpenSSL 3 "
              "defaults)",
-     .fields = mqttTlsOptions()},
+     .fields = kMqttTlsOptions},
 };
 
 Result<std::unique_ptr<Output>> makeMqttOutput(const PluginContext& ctx, const Options& opts) {
