@@ -25,6 +25,7 @@ constexpr auto kDrainBudget = std::chrono::milliseconds(500);
 constexpr auto kAckerSlice = std::chrono::milliseconds(100);
 constexpr auto kHeldRetry = std::chrono::milliseconds(100);
 constexpr auto kWriteTimeout = std::chrono::seconds(10);
+constexpr auto kStopWriteTimeout = std::chrono::milliseconds(200);
 constexpr auto kDropLogInterval = std::chrono::seconds(10);
 
 constexpr std::string_view kQos[] = {"0", "1", "2"};
@@ -287,7 +288,9 @@ void MqttInput::runAcker() {
 }
 
 Status MqttInput::sendNow(std::string_view bytes) {
-  Status st = stream_.writeAll(bytes, SteadyClock::now() + kWriteTimeout);
+  // While stopping, a broker that reads nothing must not hold stop() past its 1 s.
+  const auto timeout = stop_.load() ? kStopWriteTimeout : kWriteTimeout;
+  Status st = stream_.writeAll(bytes, SteadyClock::now() + timeout);
   if (st.isOk()) last_sent_ = SteadyClock::now();
   return st;
 }
@@ -641,7 +644,7 @@ void MqttInput::drainAndDisconnect() {
   out_.clear();
   mqttc::encodeDisconnect(out_);
   // Best effort: the broker ends the session's connection either way.
-  (void)stream_.writeAll(out_, SteadyClock::now() + std::chrono::milliseconds(200));
+  (void)stream_.writeAll(out_, SteadyClock::now() + kStopWriteTimeout);
 }
 
 namespace {

@@ -253,6 +253,31 @@ TEST_SUITE("inputs.mqtt") {
     }
   }
 
+  TEST_CASE("stop() returns within 1 s with commits outstanding and the broker frozen") {
+    test::MosquittoBroker broker;
+    REQUIRE_MESSAGE(broker.start(), broker.log());
+    MqttInput input(settingsFor(broker, "ferry-test-stop"), "plant");
+    CaptureEmitter emitter;
+    emitter.auto_commit = false;
+    REQUIRE(input.start(emitter).isOk());
+    REQUIRE(test::eventually([&] { return input.connected(); }, 10s));
+    test::TestPublisher pub(broker.url(), "pub-stop");
+    REQUIRE(pub.connect());
+    REQUIRE(test::eventually(
+        [&] {
+          REQUIRE(pub.publish("sensors/a", {"{}"}, 1));
+          return recordCount(emitter) > 0;
+        },
+        10s));
+    broker.pause();  // SIGSTOP: the connection stays open, nothing is read or answered
+    const auto t0 = std::chrono::steady_clock::now();
+    input.stop();
+    const auto took = std::chrono::steady_clock::now() - t0;
+    broker.resume();
+    CHECK(took < 1s);
+    CHECK(input.acked() == 0);  // nothing was committed
+  }
+
   TEST_CASE("broker restart: the input reconnects; what was queued while it was away arrives") {
     test::MosquittoBroker broker;
     REQUIRE_MESSAGE(broker.start(), broker.log());
