@@ -55,17 +55,23 @@ std::vector<std::string> numbered(int from, int to) {
   return out;
 }
 
+// Publishes `payload` on `topic` until a record arrives (the subscription is in place).
+void publishUntilOneArrives(test::TestPublisher& pub, CaptureEmitter& emitter,
+                            const std::string& topic, const std::string& payload) {
+  REQUIRE(test::eventually(
+      [&] {
+        REQUIRE(pub.publish(topic, {payload}, 1));
+        return recordCount(emitter) > 0;
+      },
+      10s));
+}
+
 // Publishes probes on `topic` until one arrives (the subscription is in place), then a
 // fence message, and waits until the fence arrived and every record so far was
 // acknowledged: probes still on their way cannot land among the test's messages later.
 void warmUp(test::TestPublisher& pub, MqttInput& input, CaptureEmitter& emitter,
             const std::string& topic) {
-  REQUIRE(test::eventually(
-      [&] {
-        REQUIRE(pub.publish(topic, {"{\"probe\":true}"}, 1));
-        return recordCount(emitter) > 0;
-      },
-      10s));
+  publishUntilOneArrives(pub, emitter, topic, "{\"probe\":true}");
   REQUIRE(pub.publish(topic, {"{\"fence\":true}"}, 1));
   REQUIRE(test::eventually(
       [&] {
@@ -186,12 +192,7 @@ TEST_SUITE("inputs.mqtt") {
     REQUIRE(input.start(emitter).isOk());
     test::TestPublisher pub(broker.url(), "pub-text");
     REQUIRE(pub.connect());
-    REQUIRE(test::eventually(
-        [&] {
-          REQUIRE(pub.publish("logs/x", {"line \"one\"\n\xff"}, 1));
-          return recordCount(emitter) > 0;
-        },
-        10s));
+    publishUntilOneArrives(pub, emitter, "logs/x", {"line \"one\"\n\xff"});
     input.stop();
     CHECK(recordsOf(emitter).front() == "{\"message\":\"line \\\"one\\\"\\n\\ufffd\"}");
   }
@@ -263,12 +264,7 @@ TEST_SUITE("inputs.mqtt") {
     REQUIRE(test::eventually([&] { return input.connected(); }, 10s));
     test::TestPublisher pub(broker.url(), "pub-stop");
     REQUIRE(pub.connect());
-    REQUIRE(test::eventually(
-        [&] {
-          REQUIRE(pub.publish("sensors/a", {"{}"}, 1));
-          return recordCount(emitter) > 0;
-        },
-        10s));
+    publishUntilOneArrives(pub, emitter, "sensors/a", {"{}"});
     broker.pause();  // SIGSTOP: the connection stays open, nothing is read or answered
     const auto t0 = std::chrono::steady_clock::now();
     input.stop();
