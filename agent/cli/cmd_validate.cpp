@@ -22,17 +22,17 @@ int validateConfig(const std::string& path) {
     MetricsRegistry metrics;
     const Config& c = *r.config;
     for (const PluginInstance& in : c.inputs) {
-      PluginContext ctx{c.agent.id, in.name, c.agent.data_dir, &systemClock(), &metrics};
+      PluginContext ctx{c.agent.id, in.name, c.agent.data_dir, &systemClock(), &metrics, in.descriptor};
       auto made = in.descriptor->make_input(ctx, in.options);
       if (!made.isOk()) problems.push_back(made.status().message());
     }
     for (const PluginInstance& proc : c.processors) {
-      PluginContext ctx{c.agent.id, proc.name, c.agent.data_dir, &systemClock(), &metrics};
+      PluginContext ctx{c.agent.id, proc.name, c.agent.data_dir, &systemClock(), &metrics, proc.descriptor};
       auto made = proc.descriptor->make_processor(ctx, proc.options);
       if (!made.isOk()) problems.push_back(made.status().message());
     }
     for (const PluginInstance& out : c.outputs) {
-      PluginContext ctx{c.agent.id, out.name, c.agent.data_dir, &systemClock(), &metrics};
+      PluginContext ctx{c.agent.id, out.name, c.agent.data_dir, &systemClock(), &metrics, out.descriptor};
       auto made = out.descriptor->make_output(ctx, out.options);
       if (!made.isOk()) problems.push_back(made.status().message());
     }

@@ -40,7 +40,7 @@ int runAgent(const RunArgs& args);
 int bufferTool(const BufferToolArgs& args);
 int keygen(const std::string& type, const std::string& out);
 int validateConfig(const std::string& path);
-int listPlugins();
+int listPlugins(const std::string& plugins_dir);  // empty: built-ins only
 int printVersion();
 int decode(const DecodeArgs& args);
 int receive(const ReceiveArgs& args);

@@ -62,7 +62,9 @@ int main(int argc, char** argv) {
                       "concurrent connections, one thread each (default 64)")
       ->check(CLI::Range(1, 4096));
 
+  std::string plugins_dir;
   CLI::App* plugins = app.add_subcommand("plugins", "list built-in plugins and their options");
+  plugins->add_option("--plugins-dir", plugins_dir, "also load and list the out-of-tree plugins (*.so) of DIR");
   CLI::App* version = app.add_subcommand("version", "print version, git hash, build flags, plugins");
 
   try {
@@ -76,7 +78,7 @@ int main(int argc, char** argv) {
   if (keygen->parsed()) return ferry::cli::keygen(key_type, key_out);
   if (decode->parsed()) return ferry::cli::decode(decode_args);
   if (receive->parsed()) return ferry::cli::receive(receive_args);
-  if (plugins->parsed()) return ferry::cli::listPlugins();
+  if (plugins->parsed()) return ferry::cli::listPlugins(plugins_dir);
   if (version->parsed()) return ferry::cli::printVersion();
   return 1;
 }

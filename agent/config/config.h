@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@ namespace ferry {
 struct AgentSection {
   std::string id;        // defaults to the hostname
   std::string data_dir;  // state of the agent and its plugins
+  std::string plugins_dir;  // out-of-tree plugins (*.so); empty: none
 };
 
 struct LogSection {
@@ -66,6 +68,8 @@ struct PluginInstance {
   Options options;     // plugin-specific keys, validated against descriptor->options
 };
 
+class LoadedPlugins;  // agent/core/plugin_loader.h
+
 struct Config {
   std::string source;    // file path, or "<embedded default>"
   std::string hash;      // hex FNV-1a 64 of the document text, for reporting
@@ -77,6 +81,9 @@ struct Config {
   std::vector<PluginInstance> inputs;
   std::vector<PluginInstance> processors;  // in config order: the order they apply in
   std::vector<PluginInstance> outputs;
+  // The libraries of agent.plugins_dir; instances' descriptors may point into them, so
+  // every copy of the Config keeps them loaded. Null without plugins_dir.
+  std::shared_ptr<const LoadedPlugins> plugins;
 };
 
 }  // namespace ferry

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "agent/config/schema.h"
+#include "agent/core/plugin_loader.h"
 
 namespace ferry {
 
@@ -444,10 +445,15 @@ class Walker {
       std::string type = type_node.Scalar();
       const PluginDescriptor* d = registry.find(kind, type);
       if (d == nullptr) {
-        std::string known;
-        for (const std::string& n : registry.names(kind)) known += (known.empty() ? "" : ", ") + n;
+        std::string builtin, loaded;  // loaded: from agent.plugins_dir
+        for (const PluginDescriptor* p : registry.all()) {
+          if (p->kind != kind) continue;
+          std::string& into = p->loaded != nullptr ? loaded : builtin;
+          into += (into.empty() ? "" : ", ") + std::string(p->name);
+        }
         problem(type_node, path + ".type",
-                "unknown " + std::string(pluginKindName(kind)) + " type \"" + type + "\" (built in: " + known + ")");
+                "unknown " + std::string(pluginKindName(kind)) + " type \"" + type + "\" (built in: " + builtin +
+                    (loaded.empty() ? "" : "; from plugins_dir: " + loaded) + ")");
         continue;
       }
       std::span<const OptionSpec> tables[] = {commonOptions(kind), d->options};
@@ -537,7 +543,7 @@ std::string defaultAgentId() {
 }
 
 LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::string source,
-                        const PluginRegistry& registry) {
+                        const PluginRegistry& builtin_registry) {
   LoadResult result;
   Walker w(source);
   if (!root.IsMap()) {
@@ -585,6 +591,15 @@ LoadResult loadDocument(const YAML::Node& root, std::string_view text, std::stri
   cfg.agent.id = agent.has("id") ? agent.getString("id") : defaultAgentId();
   cfg.agent.data_dir = agent.getString("data_dir");
   if (agent.has("id") && cfg.agent.id.empty()) w.problem(child(root, {"agent", "id"}), "agent.id", "must not be empty");
+  // Out-of-tree plugins load before inputs and processors are checked against them.
+  cfg.agent.plugins_dir = agent.getString("plugins_dir");
+  PluginRegistry registry(builtin_registry, {});
+  if (!cfg.agent.plugins_dir.empty()) {
+    LoadedPlugins::DirResult loaded = LoadedPlugins::loadDir(cfg.agent.plugins_dir, builtin_registry);
+    for (const std::string& p : loaded.problems) w.problem(child(root, {"agent", "plugins_dir"}), "agent.plugins_dir", p);
+    cfg.plugins = loaded.plugins;
+    registry = PluginRegistry(builtin_registry, loaded.plugins->descriptors());
+  }
 
   parseLogLevel(log.getString("level"), &cfg.log.level);
   cfg.log.format = log.getString("format") == "json" ? LogFormat::kJson : LogFormat::kText;

@@ -14,6 +14,9 @@ const OptionSpec kAgent[] = {
     {.key = "id", .type = OptionType::kString, .help = "agent id in lineage and topics; defaults to the hostname"},
     {.key = "data_dir", .type = OptionType::kString, .default_value = "/var/lib/ferry",
      .help = "directory for the agent's state"},
+    {.key = "plugins_dir", .type = OptionType::kString,
+     .help = "directory of out-of-tree plugins: every *.so in it is loaded (docs/plugin_abi.md); a "
+             "library that cannot be used makes the config invalid; absent: built-ins only"},
 };
 
 const OptionSpec kLog[] = {

@@ -145,7 +145,7 @@ Result<std::unique_ptr<Agent::Generation>> Agent::build(const Config& config) {
 
   g->processors = std::make_unique<ProcessorChain>(metrics_, clock_);
   for (const PluginInstance& proc : config.processors) {
-    PluginContext ctx{config.agent.id, proc.name, config.agent.data_dir, &clock_, &metrics_};
+    PluginContext ctx{config.agent.id, proc.name, config.agent.data_dir, &clock_, &metrics_, proc.descriptor};
     auto processor = proc.descriptor->make_processor(ctx, proc.options);
     if (!processor.isOk()) return processor.status().withContext("processor " + proc.name);
     g->processors->add(proc.name, proc.match, std::move(processor).value());
@@ -155,7 +155,7 @@ Result<std::unique_ptr<Agent::Generation>> Agent::build(const Config& config) {
     return pipeline.tickEmitterFor(input);
   });
   for (const PluginInstance& in : config.inputs) {
-    PluginContext ctx{config.agent.id, in.name, config.agent.data_dir, &clock_, &metrics_};
+    PluginContext ctx{config.agent.id, in.name, config.agent.data_dir, &clock_, &metrics_, in.descriptor};
     auto input = in.descriptor->make_input(ctx, in.options);
     if (!input.isOk()) return input.status().withContext("input " + in.name);
     Emitter& emitter = g->processors->wrap(g->pipeline->emitterFor(in.name, in.stream), in.stream);
@@ -163,7 +163,7 @@ Result<std::unique_ptr<Agent::Generation>> Agent::build(const Config& config) {
         std::make_unique<InputRunner>(in.name, std::move(input).value(), emitter, metrics_, clock_));
   }
   for (const PluginInstance& out : config.outputs) {
-    PluginContext ctx{config.agent.id, out.name, config.agent.data_dir, &clock_, &metrics_};
+    PluginContext ctx{config.agent.id, out.name, config.agent.data_dir, &clock_, &metrics_, out.descriptor};
     auto output = out.descriptor->make_output(ctx, out.options);
     if (!output.isOk()) return output.status().withContext("output " + out.name);
     SenderOptions so;

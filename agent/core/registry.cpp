@@ -95,7 +95,13 @@ std::span<const OptionSpec> commonOptions(PluginKind kind) {
   return {};
 }
 
-PluginRegistry::PluginRegistry(std::span<const PluginDescriptor* const> plugins) : plugins_(plugins) {}
+PluginRegistry::PluginRegistry(std::span<const PluginDescriptor* const> plugins)
+    : plugins_(plugins.begin(), plugins.end()) {}
+
+PluginRegistry::PluginRegistry(const PluginRegistry& base, std::span<const PluginDescriptor* const> more)
+    : plugins_(base.plugins_) {
+  plugins_.insert(plugins_.end(), more.begin(), more.end());
+}
 
 const PluginDescriptor* PluginRegistry::find(PluginKind kind, std::string_view name) const {
   for (const PluginDescriptor* d : plugins_) {

@@ -26,6 +26,8 @@ namespace ferry {
 enum class PluginKind { kInput, kOutput, kProcessor };
 std::string_view pluginKindName(PluginKind kind);
 
+struct PluginDescriptor;
+
 // What the core gives a plugin at construction. References outlive the plugin.
 struct PluginContext {
   std::string agent_id;
@@ -33,6 +35,9 @@ struct PluginContext {
   std::string data_dir;  // agent.data_dir; a plugin may keep state under <data_dir>/<kind>/<name>
   const Clock* clock = nullptr;
   MetricsRegistry* metrics = nullptr;
+  // The descriptor whose factory is called. Out-of-tree plugins need it (their factories
+  // are shared, see agent/core/plugin_loader.h); built-ins may ignore it.
+  const PluginDescriptor* descriptor = nullptr;
 };
 
 using InputFactory = Result<std::unique_ptr<Input>> (*)(const PluginContext&, const Options&);
@@ -47,6 +52,9 @@ struct PluginDescriptor {
   InputFactory make_input = nullptr;    // set for inputs
   OutputFactory make_output = nullptr;  // set for outputs
   ProcessorFactory make_processor = nullptr;  // set for processors
+  // Out-of-tree plugins: the loaded library behind this descriptor (a LoadedPlugin, see
+  // agent/core/plugin_loader.h); null for built-ins.
+  const void* loaded = nullptr;
 };
 
 }  // namespace ferry
