@@ -27,7 +27,8 @@ int validateConfig(const std::string& path) {
       if (!made.isOk()) problems.push_back(made.status().message());
     }
     for (const PluginInstance& proc : c.processors) {
-      PluginContext ctx{c.agent.id, proc.name, c.agent.data_dir, &systemClock(), &metrics, proc.descriptor};
+      PluginContext ctx{c.agent.id, proc.name, c.agent.data_dir, &systemClock(), &metrics, proc.descriptor,
+                        c.version};
       auto made = proc.descriptor->make_processor(ctx, proc.options);
       if (!made.isOk()) problems.push_back(made.status().message());
     }

@@ -1,6 +1,8 @@
 #include "ferry/record_fields.h"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 
 #include "ferry/json.h"
 
@@ -8,7 +10,17 @@ namespace ferry {
 
 namespace {
 
-bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+// Byte classes for the scanner: JSON whitespace, and the bytes that end a scalar.
+constexpr uint8_t kSpace = 1;
+constexpr uint8_t kScalarEnd = 2;
+constexpr auto kClass = [] {
+  std::array<uint8_t, 256> t{};
+  for (unsigned char c : {' ', '\t', '\n', '\r'}) t[c] = kSpace | kScalarEnd;
+  for (unsigned char c : {',', '}', ']', ':', '"'}) t[c] = kScalarEnd;
+  return t;
+}();
+
+bool isSpace(char c) { return (kClass[static_cast<unsigned char>(c)] & kSpace) != 0; }
 
 size_t skipSpace(std::string_view t, size_t pos) {
   while (pos < t.size() && isSpace(t[pos])) ++pos;
@@ -16,19 +28,27 @@ size_t skipSpace(std::string_view t, size_t pos) {
 }
 
 bool isBareFieldChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
 }
 
-// The end (exclusive) of the string whose opening quote is at t[pos], or npos.
-size_t skipString(std::string_view t, size_t pos) {
-  for (size_t i = pos + 1; i < t.size(); ++i) {
-    if (t[i] == '\\') {
-      ++i;
-    } else if (t[i] == '"') {
-      return i + 1;
+// The end (exclusive) of the string whose opening quote is at t[pos], or npos. Sets
+// *escaped when the string holds a backslash.
+size_t skipString(std::string_view t, size_t pos, bool* escaped = nullptr) {
+  size_t i = pos + 1;
+  for (;;) {
+    // The next quote; it closes the string unless an odd run of backslashes precedes it.
+    const void* q = i < t.size() ? std::memchr(t.data() + i, '"', t.size() - i) : nullptr;
+    if (q == nullptr) return std::string_view::npos;
+    const size_t quote = static_cast<size_t>(static_cast<const char*>(q) - t.data());
+    size_t slashes = 0;
+    while (quote - slashes > pos + 1 && t[quote - slashes - 1] == '\\') ++slashes;
+    if (escaped != nullptr && !*escaped) {
+      *escaped = std::memchr(t.data() + i, '\\', quote - i) != nullptr;
     }
+    if (slashes % 2 == 0) return quote + 1;
+    i = quote + 1;
   }
-  return std::string_view::npos;
 }
 
 int hexValue(char c) {
@@ -78,7 +98,8 @@ Result<FieldPath> parseFieldPath(std::string_view text, size_t* consumed) {
     std::string segment;
     if (i < text.size() && text[i] == '`') {
       size_t close = text.find('`', i + 1);
-      if (close == std::string_view::npos) return invalidArgument(at(i) + "unterminated ` in field name");
+      if (close == std::string_view::npos)
+        return invalidArgument(at(i) + "unterminated ` in field name");
       if (close == i + 1) return invalidArgument(at(i) + "empty field name ``");
       segment.assign(text.substr(i + 1, close - i - 1));
       i = close + 1;
@@ -98,8 +119,9 @@ Result<FieldPath> parseFieldPath(std::string_view text, size_t* consumed) {
       continue;
     }
     if (i < text.size() && consumed == nullptr) {
-      return invalidArgument(at(i) + "unexpected '" + std::string(1, text[i]) +
-                             "' in field path (write names with other characters in backticks: `odd name`)");
+      return invalidArgument(
+          at(i) + "unexpected '" + std::string(1, text[i]) +
+          "' in field path (write names with other characters in backticks: `odd name`)");
     }
     break;
   }
@@ -126,13 +148,19 @@ std::string formatFieldPath(const FieldPath& path) {
 JsonKind jsonKindOf(std::string_view value) {
   if (value.empty()) return JsonKind::kInvalid;
   switch (value[0]) {
-    case '"': return JsonKind::kString;
-    case '{': return JsonKind::kObject;
-    case '[': return JsonKind::kArray;
+    case '"':
+      return JsonKind::kString;
+    case '{':
+      return JsonKind::kObject;
+    case '[':
+      return JsonKind::kArray;
     case 't':
-    case 'f': return JsonKind::kBool;
-    case 'n': return JsonKind::kNull;
-    default: break;
+    case 'f':
+      return JsonKind::kBool;
+    case 'n':
+      return JsonKind::kNull;
+    default:
+      break;
   }
   if (value[0] == '-' || (value[0] >= '0' && value[0] <= '9')) return JsonKind::kNumber;
   return JsonKind::kInvalid;
@@ -160,11 +188,7 @@ size_t skipJsonValue(std::string_view t, size_t pos) {
     return std::string_view::npos;
   }
   size_t i = pos;
-  while (i < t.size()) {
-    const char d = t[i];
-    if (d == ',' || d == '}' || d == ']' || d == ':' || d == '"' || isSpace(d)) break;
-    ++i;
-  }
+  while (i < t.size() && (kClass[static_cast<unsigned char>(t[i])] & kScalarEnd) == 0) ++i;
   return i == pos || c == '}' || c == ']' ? std::string_view::npos : i;
 }
 
@@ -199,7 +223,9 @@ bool JsonObjectReader::next(std::string_view* key, std::string_view* value) {
     failed_ = true;
     return false;
   }
-  const size_t key_end = skipString(text_, pos);
+  member_begin_ = pos;
+  key_escaped_ = false;
+  const size_t key_end = skipString(text_, pos, &key_escaped_);
   if (key_end == std::string_view::npos) {
     failed_ = true;
     return false;
@@ -231,22 +257,38 @@ bool unescapeJsonString(std::string_view raw, std::string& out) {
     }
     if (++i >= raw.size()) return false;
     switch (raw[i]) {
-      case '"': out.push_back('"'); break;
-      case '\\': out.push_back('\\'); break;
-      case '/': out.push_back('/'); break;
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
+      case '"':
+        out.push_back('"');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '/':
+        out.push_back('/');
+        break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
       case 'u': {
         uint32_t cp = 0;
         if (!readHex4(raw, i + 1, &cp)) return false;
         i += 4;
         if (cp >= 0xd800 && cp <= 0xdbff) {
           uint32_t lo = 0;
-          if (i + 2 < raw.size() && raw[i + 1] == '\\' && raw[i + 2] == 'u' && readHex4(raw, i + 3, &lo) &&
-              lo >= 0xdc00 && lo <= 0xdfff) {
+          if (i + 2 < raw.size() && raw[i + 1] == '\\' && raw[i + 2] == 'u' &&
+              readHex4(raw, i + 3, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
             cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
             i += 6;
           } else {
@@ -258,7 +300,8 @@ bool unescapeJsonString(std::string_view raw, std::string& out) {
         appendUtf8(out, cp);
         break;
       }
-      default: return false;
+      default:
+        return false;
     }
   }
   return true;
@@ -269,15 +312,15 @@ bool jsonKeyEquals(std::string_view raw, std::string_view name, std::string& scr
   return unescapeJsonString(raw, scratch) && scratch == name;
 }
 
-FindResult findField(std::string_view record, std::span<const std::string> path, std::string_view* value,
-                     std::string& scratch) {
+FindResult findField(std::string_view record, std::span<const std::string> path,
+                     std::string_view* value, std::string& scratch) {
   std::string_view object = record;
   for (size_t depth = 0; depth < path.size(); ++depth) {
     JsonObjectReader reader(object);
     std::string_view k, v;
     bool found = false;
     while (reader.next(&k, &v)) {
-      if (jsonKeyEquals(k, path[depth], scratch)) {
+      if (reader.keyEscaped() ? jsonKeyEquals(k, path[depth], scratch) : k == path[depth]) {
         found = true;
         break;
       }
@@ -344,11 +387,28 @@ void FieldEditor::set(FieldPath path, std::string json) {
 void FieldEditor::remove(FieldPath path) { nodeFor(path).op = Node::Op::kRemove; }
 
 void FieldEditor::rename(FieldPath from, FieldPath to) {
-  nodeFor(from).op = Node::Op::kRemove;
+  Node& src = nodeFor(from);
+  if (src.op != Node::Op::kNone && conflict_.empty()) {
+    conflict_ = "field " + src.path + " is renamed and also edited otherwise";
+  }
+  src.op = Node::Op::kRemove;
   Node& n = nodeFor(to);
+  if (n.op != Node::Op::kNone && conflict_.empty()) {
+    conflict_ = "field " + n.path + " is the target of a rename and also edited otherwise";
+  }
   n.op = Node::Op::kSetRenamed;
-  n.rename = renames_.size();
-  renames_.emplace_back(std::move(from), std::move(to));
+  n.rename = slots_++;
+  renames_.push_back({std::move(from), std::move(to), n.rename});
+}
+
+size_t FieldEditor::setPerRecord(FieldPath path) {
+  Node& n = nodeFor(path);
+  if (n.op != Node::Op::kNone && conflict_.empty()) {
+    conflict_ = "field " + n.path + " is set per record and also edited otherwise";
+  }
+  n.op = Node::Op::kSetRenamed;
+  n.rename = slots_++;
+  return n.rename;
 }
 
 void FieldEditor::keep(FieldPath path) {
@@ -358,8 +418,10 @@ void FieldEditor::keep(FieldPath path) {
 
 Status FieldEditor::compile() {
   if (nodes_.empty()) nodes_.emplace_back();
+  if (!conflict_.empty()) return invalidArgument(conflict_);
   for (const Node& n : nodes_) {
-    if (n.children.size() > 64) return invalidArgument("at most 64 edited fields per object (at " + n.path + ")");
+    if (n.children.size() > 64)
+      return invalidArgument("at most 64 edited fields per object (at " + n.path + ")");
     if (keep_mode_ && n.op != Node::Op::kNone && n.op != Node::Op::kKeep) {
       return invalidArgument("keep cannot be combined with other edits (" + n.path + ")");
     }
@@ -368,11 +430,13 @@ Status FieldEditor::compile() {
                              nodes_[n.children.front()].path + ")");
     }
   }
-  for (const auto& [from, to] : renames_) {
+  for (const Rename& r : renames_) {
+    const FieldPath& from = r.from;
+    const FieldPath& to = r.to;
     const size_t common = std::min(from.size(), to.size());
     if (std::equal(from.begin(), from.begin() + static_cast<std::ptrdiff_t>(common), to.begin())) {
-      return invalidArgument("cannot rename " + formatFieldPath(from) + " to " + formatFieldPath(to) +
-                             " (one is inside the other)");
+      return invalidArgument("cannot rename " + formatFieldPath(from) + " to " +
+                             formatFieldPath(to) + " (one is inside the other)");
     }
   }
   compiled_ = true;
@@ -381,14 +445,17 @@ Status FieldEditor::compile() {
 
 bool FieldEditor::hasWrite(const Node& node, const Scratch& scratch) const {
   switch (node.op) {
-    case Node::Op::kSet: return true;
-    case Node::Op::kSetRenamed: return !scratch.renamed[node.rename].empty();
+    case Node::Op::kSet:
+      return true;
+    case Node::Op::kSetRenamed:
+      return !scratch.renamed[node.rename].empty();
     case Node::Op::kNone:
       for (uint32_t c : node.children) {
         if (hasWrite(nodes_[c], scratch)) return true;
       }
       return false;
-    default: return false;
+    default:
+      return false;
   }
 }
 
@@ -413,11 +480,23 @@ void FieldEditor::writeNew(const Node& node, std::string& out, const Scratch& sc
   out.push_back('}');
 }
 
-bool FieldEditor::writeObject(std::string_view object, const Node& node, std::string& out, Scratch& scratch) const {
+bool FieldEditor::writeObject(std::string_view object, const Node& node, std::string& out,
+                              Scratch& scratch) const {
   uint64_t seen = 0;
   out.push_back('{');
   bool first = true;
+  // Members that stay as they are are copied in runs: one append per run of neighbours.
+  size_t run_begin = std::string_view::npos;
+  size_t run_end = 0;
+  auto flush = [&] {
+    if (run_begin == std::string_view::npos) return;
+    if (!first) out.push_back(',');
+    first = false;
+    out.append(object.data() + run_begin, run_end - run_begin);
+    run_begin = std::string_view::npos;
+  };
   auto member = [&](std::string_view raw_key) {
+    flush();
     if (!first) out.push_back(',');
     first = false;
     out.push_back('"');
@@ -430,20 +509,23 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
     const Node* match = nullptr;
     for (size_t i = 0; i < node.children.size(); ++i) {
       const Node& child = nodes_[node.children[i]];
-      if (jsonKeyEquals(k, child.name, scratch.key)) {
+      if (reader.keyEscaped() ? jsonKeyEquals(k, child.name, scratch.key) : k == child.name) {
         match = &child;
         seen |= uint64_t{1} << i;
         break;
       }
     }
-    if (match == nullptr) {
-      if (keep_mode_) continue;
-      member(k);
-      out += v;
+    if ((match == nullptr && !keep_mode_) || (match != nullptr && match->op == Node::Op::kKeep)) {
+      if (run_begin == std::string_view::npos) run_begin = reader.memberBegin();
+      run_end = static_cast<size_t>(v.data() + v.size() - object.data());
       continue;
     }
+    flush();
+    if (match == nullptr) continue;  // keep mode: not kept
     switch (match->op) {
-      case Node::Op::kRemove: break;
+      case Node::Op::kRemove:
+      case Node::Op::kKeep:
+        break;
       case Node::Op::kSet:
         member(k);
         out += match->value;
@@ -451,10 +533,6 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
       case Node::Op::kSetRenamed:
         member(k);
         out += scratch.renamed[match->rename].empty() ? v : scratch.renamed[match->rename];
-        break;
-      case Node::Op::kKeep:
-        member(k);
-        out += v;
         break;
       case Node::Op::kNone:
         if (jsonKindOf(v) == JsonKind::kObject) {
@@ -479,6 +557,7 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
     }
   }
   if (reader.failed()) return false;
+  flush();
   for (size_t i = 0; i < node.children.size(); ++i) {
     if ((seen >> i) & 1) continue;
     const Node& child = nodes_[node.children[i]];
@@ -501,12 +580,12 @@ bool FieldEditor::writeObject(std::string_view object, const Node& node, std::st
 
 bool FieldEditor::apply(std::string_view record, std::string& out, Scratch& scratch) const {
   if (nodes_.empty()) return false;  // not compiled
-  scratch.renamed.resize(renames_.size());
-  for (size_t i = 0; i < renames_.size(); ++i) {
+  scratch.renamed.resize(slots_);    // per-record values the caller set stay
+  for (const Rename& r : renames_) {
     std::string_view v;
-    FindResult r = findField(record, renames_[i].first, &v, scratch.key);
-    if (r == FindResult::kMalformed) return false;
-    scratch.renamed[i] = r == FindResult::kFound ? v : std::string_view();
+    FindResult found = findField(record, r.from, &v, scratch.key);
+    if (found == FindResult::kMalformed) return false;
+    scratch.renamed[r.slot] = found == FindResult::kFound ? v : std::string_view();
   }
   return writeObject(record, nodes_[0], out, scratch);
 }

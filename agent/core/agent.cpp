@@ -145,7 +145,8 @@ Result<std::unique_ptr<Agent::Generation>> Agent::build(const Config& config) {
 
   g->processors = std::make_unique<ProcessorChain>(metrics_, clock_);
   for (const PluginInstance& proc : config.processors) {
-    PluginContext ctx{config.agent.id, proc.name, config.agent.data_dir, &clock_, &metrics_, proc.descriptor};
+    PluginContext ctx{config.agent.id, proc.name,      config.agent.data_dir, &clock_,
+                      &metrics_,       proc.descriptor, config.version};
     auto processor = proc.descriptor->make_processor(ctx, proc.options);
     if (!processor.isOk()) return processor.status().withContext("processor " + proc.name);
     g->processors->add(proc.name, proc.match, std::move(processor).value());

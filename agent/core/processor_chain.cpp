@@ -95,14 +95,19 @@ class ProcessorChain::ChainEmitter final : public Emitter {
   Status tryEmit(const RecordBatch& batch, Duration wait, std::string_view stream) override {
     return inner_.tryEmit(chain_.apply(streamOr(stream), batch), wait, stream);
   }
-  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream, Duration wait) override {
+  Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream,
+                               Duration wait) override {
     return inner_.emitTracked(chain_.apply(streamOr(stream), batch), stream, wait);
   }
-  Status waitCommitted(uint64_t ticket, Duration d) override { return inner_.waitCommitted(ticket, d); }
+  Status waitCommitted(uint64_t ticket, Duration d) override {
+    return inner_.waitCommitted(ticket, d);
+  }
   Status deadLetter(const RecordBatch& batch, std::string_view reason) override {
     return inner_.deadLetter(batch, reason);
   }
-  void countDropped(std::string_view reason, uint64_t n) override { inner_.countDropped(reason, n); }
+  void countDropped(std::string_view reason, uint64_t n) override {
+    inner_.countDropped(reason, n);
+  }
   const CheckpointReader& checkpoints() const override { return inner_.checkpoints(); }
   bool stopping() const override { return inner_.stopping(); }
   bool waitFor(Duration d) override { return inner_.waitFor(d); }
@@ -121,7 +126,8 @@ namespace {
 
 // Adds one process()/tick() call's figures to the stage's counters. Stage mutex held.
 template <typename StageT>
-void countResult(MetricsRegistry& metrics, StageT& st, uint64_t in, uint64_t out, const ProcessResult& r) {
+void countResult(MetricsRegistry& metrics, StageT& st, uint64_t in, uint64_t out,
+                 const ProcessResult& r) {
   if (in > 0) st.in->add(in);
   if (out > 0) st.out->add(out);
   if (r.filtered > 0) st.filtered->add(r.filtered);
@@ -154,13 +160,15 @@ ProcessorChain::~ProcessorChain() {
   if (timer_.joinable()) timer_.join();
 }
 
-void ProcessorChain::add(std::string name, std::string match, std::unique_ptr<Processor> processor) {
+void ProcessorChain::add(std::string name, std::string match,
+                         std::unique_ptr<Processor> processor) {
   auto st = std::make_unique<Stage>();
   static constexpr std::string_view kHelp =
       "records per processor: in (handed to it), out (passed on or produced), filtered (left out "
       "on purpose), dropped (refused, by reason in ferry_dropped_records_total)";
   auto counter = [&](const char* result) {
-    return &metrics_.counter("ferry_processor_records_total", {{"processor", name}, {"result", result}}, kHelp);
+    return &metrics_.counter("ferry_processor_records_total",
+                             {{"processor", name}, {"result", result}}, kHelp);
   };
   st->in = counter("in");
   st->out = counter("out");
@@ -180,13 +188,16 @@ Emitter& ProcessorChain::wrap(Emitter& inner, std::string stream) {
   return *emitters_.back();
 }
 
-void ProcessorChain::connectTicks(const std::function<Emitter&(const std::string& input)>& emitter_for) {
+void ProcessorChain::connectTicks(
+    const std::function<Emitter&(const std::string& input)>& emitter_for) {
   for (auto& st : stages_) {
-    if (st->tick_interval > Duration::zero()) st->tick_emitter = &emitter_for("processor:" + st->name);
+    if (st->tick_interval > Duration::zero())
+      st->tick_emitter = &emitter_for("processor:" + st->name);
   }
 }
 
-const RecordBatch& ProcessorChain::apply(std::string_view stream, const RecordBatch& in, size_t from) {
+const RecordBatch& ProcessorChain::apply(std::string_view stream, const RecordBatch& in,
+                                         size_t from) {
   Scratch& s = scratch();
   const RecordBatch* cur = &in;
   bool have_stream = false;
@@ -240,8 +251,10 @@ void ProcessorChain::runTick(size_t index, SteadyTime now, bool final) {
     Status emitted = st.tick_emitter->emit(out, item.stream);
     if (!emitted.isOk()) {
       // Only at stop (the pipeline no longer takes records): counted like staged records.
-      metrics_.counter("ferry_dropped_records_total", {{"reason", std::string(kTickLost)}}).add(out.size());
-      logWarn("processor", st.name, ": ", out.size(), " record(s) of a tick were not stored: ", emitted.toString());
+      metrics_.counter("ferry_dropped_records_total", {{"reason", std::string(kTickLost)}})
+          .add(out.size());
+      logWarn("processor", st.name, ": ", out.size(),
+              " record(s) of a tick were not stored: ", emitted.toString());
     }
   }
 }
@@ -249,7 +262,8 @@ void ProcessorChain::runTick(size_t index, SteadyTime now, bool final) {
 void ProcessorChain::start() {
   std::vector<size_t> ticking;
   for (size_t i = 0; i < stages_.size(); ++i) {
-    if (stages_[i]->tick_interval > Duration::zero() && stages_[i]->tick_emitter != nullptr) ticking.push_back(i);
+    if (stages_[i]->tick_interval > Duration::zero() && stages_[i]->tick_emitter != nullptr)
+      ticking.push_back(i);
   }
   if (ticking.empty()) return;
   const SteadyTime now = clock_.now();
@@ -270,7 +284,8 @@ void ProcessorChain::timerLoop() {
         runTick(i, now, false);
         lock.lock();
         st.next_tick += st.tick_interval;
-        if (st.next_tick <= now) st.next_tick = now + st.tick_interval;  // a tick ran late: no catch-up burst
+        if (st.next_tick <= now)
+          st.next_tick = now + st.tick_interval;  // a tick ran late: no catch-up burst
       }
       next = std::min(next, st.next_tick);
     }

@@ -42,8 +42,10 @@ TEST_SUITE("common.record_fields") {
     CHECK(path("`ünï`") == FieldPath{"ünï"});
     CHECK(formatFieldPath({"a", "odd key", "b.c", "x"}) == "a.`odd key`.`b.c`.x");
     CHECK(parseFieldPath("").status().message() == "column 1: expected a field name");
-    CHECK(parseFieldPath("a..b").status().message().rfind("column 3: expected a field name, got '.'", 0) == 0);
-    CHECK(parseFieldPath("a b").status().message().rfind("column 2: unexpected ' ' in field path", 0) == 0);
+    CHECK(parseFieldPath("a..b").status().message().rfind(
+              "column 3: expected a field name, got '.'", 0) == 0);
+    CHECK(parseFieldPath("a b").status().message().rfind("column 2: unexpected ' ' in field path",
+                                                         0) == 0);
     CHECK(parseFieldPath("`a").status().message() == "column 1: unterminated ` in field name");
     CHECK(parseFieldPath("``").status().message() == "column 1: empty field name ``");
     size_t used = 0;
@@ -53,7 +55,8 @@ TEST_SUITE("common.record_fields") {
   }
 
   TEST_CASE("findField walks nested objects and unescapes keys") {
-    const std::string r = R"( { "a" : { "b" : [1, {"x":"}"}], "c": {"d": "v\"q"} }, "k\u00e9": 1, "n": -2.5e3 } )";
+    const std::string r =
+        R"( { "a" : { "b" : [1, {"x":"}"}], "c": {"d": "v\"q"} }, "k\u00e9": 1, "n": -2.5e3 } )";
     CHECK(found(r, "a.b") == R"([1, {"x":"}"}])");
     CHECK(found(r, "a.c.d") == R"("v\"q")");
     CHECK(found(r, "a.c") == R"({"d": "v\"q"})");
@@ -89,7 +92,8 @@ TEST_SUITE("common.record_fields") {
     e.rename(path("t"), path("temp"));
     REQUIRE(e.compile().isOk());
     CHECK(edited(e, R"({"t":21.50,"debug":true,"meta":{"raw":"x","id":7},"n":1e2})") ==
-          R"({"meta":{"id":7,"unit":"C"},"n":1e2,"site":"north","temp":21.50})");  // a new field goes last
+          R"({"meta":{"id":7,"unit":"C"},"n":1e2,"site":"north","temp":21.50})");  // a new field
+                                                                                   // goes last
     // Missing fields: set creates them (and their parents), remove/rename do nothing.
     CHECK(edited(e, R"({"x":1})") == R"({"x":1,"site":"north","meta":{"unit":"C"}})");
     // A set below a value that is not an object replaces it.
@@ -105,7 +109,8 @@ TEST_SUITE("common.record_fields") {
     e.rename(path("a.b"), path("`new key`.c"));
     e.set(path("`quote\"d`"), "1");
     REQUIRE(e.compile().isOk());
-    CHECK(edited(e, R"({"a":{"b":[1,2],"z":0}})") == R"({"a":{"z":0},"new key":{"c":[1,2]},"quote\"d":1})");
+    CHECK(edited(e, R"({"a":{"b":[1,2],"z":0}})") ==
+          R"({"a":{"z":0},"new key":{"c":[1,2]},"quote\"d":1})");
   }
 
   TEST_CASE("escaped keys in records match their unescaped names") {
@@ -121,7 +126,8 @@ TEST_SUITE("common.record_fields") {
     e.keep(path("ts"));
     e.keep(path("dev.id"));
     REQUIRE(e.compile().isOk());
-    CHECK(edited(e, R"({"ts":1,"x":2,"dev":{"id":"a","fw":"1.2"},"y":{"z":1}})") == R"({"ts":1,"dev":{"id":"a"}})");
+    CHECK(edited(e, R"({"ts":1,"x":2,"dev":{"id":"a","fw":"1.2"},"y":{"z":1}})") ==
+          R"({"ts":1,"dev":{"id":"a"}})");
     CHECK(edited(e, R"({"dev":{"fw":"1.2"},"x":1})") == "{}");
     CHECK(edited(e, R"({"dev":"flat","ts":3})") == R"({"ts":3})");
   }
@@ -141,5 +147,14 @@ TEST_SUITE("common.record_fields") {
     FieldEditor d;
     d.rename(path("x.y"), path("x"));
     CHECK_FALSE(d.compile().isOk());
+    FieldEditor chain;
+    chain.rename(path("a"), path("b"));
+    chain.rename(path("b"), path("c"));
+    CHECK(chain.compile().message() == "field b is renamed and also edited otherwise");
+    FieldEditor twice;
+    twice.rename(path("a"), path("x"));
+    twice.rename(path("b"), path("x"));
+    CHECK(twice.compile().message() ==
+          "field x is the target of a rename and also edited otherwise");
   }
 }

@@ -66,14 +66,19 @@ TEST_SUITE("config.processors") {
   - just a string
 )");
     const std::string all = joined(r);
-    CHECK(all.find("p.yaml:7: processors[0].type: unknown processor type \"filtre\" (built in: filter") !=
+    CHECK(
+        all.find(
+            "p.yaml:7: processors[0].type: unknown processor type \"filtre\" (built in: filter") !=
+        std::string::npos);
+    CHECK(all.find("p.yaml:8: processors[1].expression: missing required key") !=
           std::string::npos);
-    CHECK(all.find("p.yaml:8: processors[1].expression: missing required key") != std::string::npos);
-    CHECK(all.find("p.yaml:9: processors[2].colour: unknown key (valid keys: name, type, match, expression, action)") !=
+    CHECK(all.find("p.yaml:9: processors[2].colour: unknown key (valid keys: name, type, match, "
+                   "expression, action)") != std::string::npos);
+    CHECK(all.find("p.yaml:11: processors[4].action: expected one of keep|drop, got \"maybe\"") !=
           std::string::npos);
-    CHECK(all.find("p.yaml:11: processors[4].action: expected one of keep|drop, got \"maybe\"") != std::string::npos);
     CHECK(all.find("p.yaml:13: processors[5].name: must not be empty") != std::string::npos);
-    CHECK(all.find("p.yaml:15: processors[6]: expected a mapping with at least a type") != std::string::npos);
+    CHECK(all.find("p.yaml:15: processors[6]: expected a mapping with at least a type") !=
+          std::string::npos);
   }
 
   TEST_CASE("duplicate names are refused") {
@@ -81,12 +86,14 @@ TEST_SUITE("config.processors") {
   - { type: filter, name: f, expression: "a" }
   - { type: filter, name: f, expression: "b" }
 )");
-    CHECK(joined(r).find("processors[1].name: duplicate processor name \"f\"") != std::string::npos);
+    CHECK(joined(r).find("processors[1].name: duplicate processor name \"f\"") !=
+          std::string::npos);
   }
 
   TEST_CASE("processors must be a list") {
     LoadResult r = load("processors: { type: filter }\n");
-    CHECK(joined(r).find("p.yaml:6: processors: expected a list of processors") != std::string::npos);
+    CHECK(joined(r).find("p.yaml:6: processors: expected a list of processors") !=
+          std::string::npos);
   }
 
   TEST_CASE("an empty processors section is no processor") {

@@ -21,7 +21,8 @@ namespace {
 class TagProcessor final : public Processor {
  public:
   explicit TagProcessor(std::string tag) : tag_(std::move(tag)) {}
-  Status process(std::string_view, const RecordBatch& in, RecordBatch& out, ProcessResult&) override {
+  Status process(std::string_view, const RecordBatch& in, RecordBatch& out,
+                 ProcessResult&) override {
     for (size_t i = 0; i < in.size(); ++i) {
       std::string_view r = in[i];
       std::string& d = out.mutableData();
@@ -39,7 +40,8 @@ class TagProcessor final : public Processor {
 // Keeps records whose "n" is even; odd ones are filtered, "bad" ones refused.
 class EvenProcessor final : public Processor {
  public:
-  Status process(std::string_view, const RecordBatch& in, RecordBatch& out, ProcessResult& result) override {
+  Status process(std::string_view, const RecordBatch& in, RecordBatch& out,
+                 ProcessResult& result) override {
     for (size_t i = 0; i < in.size(); ++i) {
       std::string_view r = in[i];
       if (r.find("bad") != std::string_view::npos) {
@@ -68,7 +70,8 @@ class FailingProcessor final : public Processor {
 class CountingProcessor final : public Processor {
  public:
   explicit CountingProcessor(Duration interval) : interval_(interval) {}
-  Status process(std::string_view, const RecordBatch& in, RecordBatch& out, ProcessResult& result) override {
+  Status process(std::string_view, const RecordBatch& in, RecordBatch& out,
+                 ProcessResult& result) override {
     seen_ += in.size();
     result.filtered += in.size();  // it absorbs its input
     (void)out;
@@ -124,7 +127,8 @@ TEST_SUITE("core.processor_chain") {
     RecordBatch in = numbered(0, 4);
     in.append("{\"bad\":1}");
     REQUIRE(e.emit(in).isOk());
-    CHECK(inner.records == std::vector<std::string>{R"({"n":0,"a":true,"b":true})", R"({"n":2,"a":true,"b":true})"});
+    CHECK(inner.records ==
+          std::vector<std::string>{R"({"n":0,"a":true,"b":true})", R"({"n":2,"a":true,"b":true})"});
     CHECK(inner.streams.back().empty());  // the default stream is the inner emitter's business
 
     // Another stream does not match "sensor*": only first and last run.
@@ -179,9 +183,11 @@ TEST_SUITE("core.processor_chain") {
     REQUIRE(e.emit(numbered(0, 2), "only-this").isOk());
     CHECK(inner.records.empty());
     // Logged once (not once per batch).
-    CHECK(log.count("processor: broken: internal error: out of scratch; a batch of 3 record(s) is dropped") == 1);
+    CHECK(log.count("processor: broken: internal error: out of scratch; a batch of 3 record(s) is "
+                    "dropped") == 1);
     CHECK(log.count("out of scratch") == 1);
-    CHECK(metrics.counterValue("ferry_dropped_records_total", {{"reason", "processor_error"}}) == 5);
+    CHECK(metrics.counterValue("ferry_dropped_records_total", {{"reason", "processor_error"}}) ==
+          5);
     REQUIRE(e.emit(numbered(0, 3)).isOk());  // stream "s": not matched
     CHECK(inner.records.size() == 3);
   }
@@ -209,7 +215,8 @@ TEST_SUITE("core.processor_chain") {
     CHECK(processorCount(metrics, "tag", "out") == 2000);
   }
 
-  TEST_CASE("tick output passes the processors after the ticking one; finish() ticks once more, final") {
+  TEST_CASE(
+      "tick output passes the processors after the ticking one; finish() ticks once more, final") {
     MetricsRegistry metrics;
     ProcessorChain chain(metrics, systemClock());
     chain.add("before", "*", std::make_unique<TagProcessor>("before"));
@@ -240,7 +247,8 @@ TEST_SUITE("core.processor_chain") {
     }
     {
       std::lock_guard lock(ticks.mu_);
-      CHECK(ticks.records.front() == R"({"count":5,"after":true})");  // "before" is not applied again
+      CHECK(ticks.records.front() ==
+            R"({"count":5,"after":true})");  // "before" is not applied again
       CHECK(ticks.streams.front() == "sums");
     }
     REQUIRE(e.emit(numbered(0, 2)).isOk());
@@ -265,7 +273,8 @@ TEST_SUITE("core.processor_chain") {
     Pipeline p(buf, opts, "gw", 3, metrics, systemClock());
     ProcessorChain chain(metrics, systemClock());
     chain.add("count", "*", std::make_unique<CountingProcessor>(1h));
-    chain.connectTicks([&](const std::string& input) -> Emitter& { return p.tickEmitterFor(input); });
+    chain.connectTicks(
+        [&](const std::string& input) -> Emitter& { return p.tickEmitterFor(input); });
     Emitter& e = chain.wrap(p.emitterFor("in", "in"), "in");
     p.start();
     chain.start();

@@ -8,6 +8,7 @@
 // key's location (Options::where).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -38,6 +39,7 @@ struct PluginContext {
   // The descriptor whose factory is called. Out-of-tree plugins need it (their factories
   // are shared, see agent/core/plugin_loader.h); built-ins may ignore it.
   const PluginDescriptor* descriptor = nullptr;
+  uint64_t config_version = 0;  // the config's version (0: a local file), for lineage fields
 };
 
 using InputFactory = Result<std::unique_ptr<Input>> (*)(const PluginContext&, const Options&);

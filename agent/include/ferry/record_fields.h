@@ -1,8 +1,9 @@
 // Reading and editing fields of a record (one JSON object on one line) without building a
 // tree: processors find a field's bytes, compare its value, or copy the record with members
 // set, removed, renamed or kept. Untouched members keep their exact bytes (numbers are not
-// reformatted), and nothing is allocated per record once the caller's scratch strings and
-// output arena have grown to their working size.
+// reformatted; neighbouring untouched members are copied in one piece, whitespace included),
+// and nothing is allocated per record once the caller's scratch strings and output arena have
+// grown to their working size.
 //
 // Field paths: members separated by dots, `a.b.c` = member c of object b of object a.
 // A segment holding a dot, a space or any other character outside [A-Za-z0-9_-] is written
@@ -50,10 +51,16 @@ class JsonObjectReader {
   // text. False at the end of the object or when the text is malformed (then failed()).
   bool next(std::string_view* key, std::string_view* value);
   bool failed() const { return failed_; }
+  // Of the member next() returned last: whether its key holds an escape (compare it with
+  // jsonKeyEquals then), and where its text (key quote to value end) starts in `object`.
+  bool keyEscaped() const { return key_escaped_; }
+  size_t memberBegin() const { return member_begin_; }
 
  private:
   std::string_view text_;
   size_t pos_ = 0;
+  size_t member_begin_ = 0;
+  bool key_escaped_ = false;
   bool started_ = false;
   bool done_ = false;
   bool failed_ = false;
@@ -74,8 +81,8 @@ bool jsonKeyEquals(std::string_view raw, std::string_view name, std::string& scr
 
 enum class FindResult : uint8_t { kFound, kMissing, kMalformed };
 // Finds the value at `path` in the object `record`.
-FindResult findField(std::string_view record, std::span<const std::string> path, std::string_view* value,
-                     std::string& scratch);
+FindResult findField(std::string_view record, std::span<const std::string> path,
+                     std::string_view* value, std::string& scratch);
 
 // A compiled set of edits applied to records in one pass. Build it with the add*() calls,
 // then compile(); apply() copies a record to `out` with every edit made.
@@ -100,11 +107,17 @@ class FieldEditor {
   void remove(FieldPath path);
   void rename(FieldPath from, FieldPath to);
   void keep(FieldPath path);
+  // The member gets a value that changes per record: before apply(), put its compact JSON in
+  // scratch.renamed[slot] (the returned slot; size the vector with slots() first); an empty
+  // view leaves the member as it is.
+  size_t setPerRecord(FieldPath path);
+  size_t slots() const { return slots_; }
   // Checks the edits (a path both kept and set, a rename into its own subtree, …).
   Status compile();
 
   struct Scratch {
-    std::vector<std::string_view> renamed;  // values of rename sources, per rename
+    std::vector<std::string_view>
+        renamed;  // per slot: a rename source's value, or a per-record value
     std::string key;
   };
   // Appends the edited copy of `record` to `out`. False (nothing meaningful appended; the
@@ -114,12 +127,20 @@ class FieldEditor {
  private:
   struct Node;
   Node& nodeFor(const FieldPath& path);
-  bool writeObject(std::string_view object, const Node& node, std::string& out, Scratch& scratch) const;
+  bool writeObject(std::string_view object, const Node& node, std::string& out,
+                   Scratch& scratch) const;
   void writeNew(const Node& node, std::string& out, const Scratch& scratch) const;
   bool hasWrite(const Node& node, const Scratch& scratch) const;
 
-  std::vector<std::pair<FieldPath, FieldPath>> renames_;
+  struct Rename {
+    FieldPath from;
+    FieldPath to;
+    size_t slot;  // in Scratch::renamed
+  };
+  std::vector<Rename> renames_;
+  size_t slots_ = 0;         // renames and per-record values
   std::vector<Node> nodes_;  // nodes_[0] is the root; children refer by index
+  std::string conflict_;     // found while adding edits, reported by compile()
   bool keep_mode_ = false;
   bool compiled_ = false;
 };

@@ -11,17 +11,18 @@
 
 namespace ferry {
 
-// "file:line: processors[2].fields" for `key`, falling back to the bare key so that a
-// message always names it.
+// "file:line: processors[2].fields" for `key` ("" names the processor's entry), falling back
+// to the bare key (or "options") so that a message always names something.
 inline std::string locateOption(const Options& opts, std::string_view key) {
   SourceLocation loc = opts.where(key);
-  if (loc.path.empty()) loc.path = std::string(key);
+  if (loc.path.empty()) loc.path = key.empty() ? std::string("options") : std::string(key);
   return loc.describe();
 }
 
 // Parses a field path given in option `key` (`what` is shown: "field", "fields.x"), with an
 // error naming the key's location.
-inline Result<FieldPath> fieldPathOption(const Options& opts, std::string_view key, std::string_view text) {
+inline Result<FieldPath> fieldPathOption(const Options& opts, std::string_view key,
+                                         std::string_view text) {
   auto path = parseFieldPath(text);
   if (!path.isOk()) {
     return invalidArgument(locateOption(opts, key) + ": field path \"" + std::string(text) +

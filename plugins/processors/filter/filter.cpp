@@ -15,12 +15,17 @@ constexpr std::string_view kActions[] = {"keep", "drop"};
 constexpr std::string_view kReasonRegexLimit = "regex_limit";
 
 constexpr OptionSpec kOptions[] = {
-    {.key = "expression", .type = OptionType::kString,
-     .help = "condition over the record's fields, e.g. 'temp > 30 and site == \"north\"' (language in the "
+    {.key = "expression",
+     .type = OptionType::kString,
+     .help = "condition over the record's fields, e.g. 'temp > 30 and site == \"north\"' (language "
+             "in the "
              "README: == != < <= > >= =~ !~, and or not, exists(field), parentheses)",
      .required = true},
-    {.key = "action", .type = OptionType::kEnum, .default_value = "keep",
-     .help = "keep: records for which the expression holds go on, the others are filtered out; drop: the "
+    {.key = "action",
+     .type = OptionType::kEnum,
+     .default_value = "keep",
+     .help = "keep: records for which the expression holds go on, the others are filtered out; "
+             "drop: the "
              "records for which it holds are filtered out",
      .choices = kActions},
 };
@@ -37,13 +42,22 @@ class FilterProcessor final : public Processor {
       const FilterExpression::Outcome o = expr_.evaluate(in[i]);
       bool pass = false;
       switch (o) {
-        case FilterExpression::Outcome::kTrue: pass = keep_; break;
-        case FilterExpression::Outcome::kFalse: pass = !keep_; break;
-        case FilterExpression::Outcome::kMalformed: result.drop(kReasonBadJson); break;
-        case FilterExpression::Outcome::kRegexLimit: result.drop(kReasonRegexLimit); break;
+        case FilterExpression::Outcome::kTrue:
+          pass = keep_;
+          break;
+        case FilterExpression::Outcome::kFalse:
+          pass = !keep_;
+          break;
+        case FilterExpression::Outcome::kMalformed:
+          result.drop(kReasonBadJson);
+          break;
+        case FilterExpression::Outcome::kRegexLimit:
+          result.drop(kReasonRegexLimit);
+          break;
       }
       if (pass) continue;
-      if (o == FilterExpression::Outcome::kTrue || o == FilterExpression::Outcome::kFalse) ++result.filtered;
+      if (o == FilterExpression::Outcome::kTrue || o == FilterExpression::Outcome::kFalse)
+        ++result.filtered;
       out.appendRange(in, run_begin, i);
       run_begin = i + 1;
     }
@@ -59,10 +73,11 @@ class FilterProcessor final : public Processor {
 Result<std::unique_ptr<Processor>> makeFilter(const PluginContext& /*ctx*/, const Options& opts) {
   auto expr = FilterExpression::parse(opts.getString("expression"));
   if (!expr.isOk()) {
-    return invalidArgument(locateOption(opts, "expression") + ": filter expression: " + expr.status().message());
+    return invalidArgument(locateOption(opts, "expression") +
+                           ": filter expression: " + expr.status().message());
   }
-  return std::unique_ptr<Processor>(
-      std::make_unique<FilterProcessor>(std::move(expr).value(), opts.getString("action") == "keep"));
+  return std::unique_ptr<Processor>(std::make_unique<FilterProcessor>(
+      std::move(expr).value(), opts.getString("action") == "keep"));
 }
 
 }  // namespace

@@ -22,8 +22,21 @@ constexpr int kMaxDepth = 32;
 constexpr uint32_t kMatchLimit = 200000;
 
 enum class Tok : uint8_t {
-  kPath, kString, kNumber, kTrue, kFalse, kNull, kAnd, kOr, kNot, kExists,
-  kLParen, kRParen, kComma, kOp, kEnd
+  kPath,
+  kString,
+  kNumber,
+  kTrue,
+  kFalse,
+  kNull,
+  kAnd,
+  kOr,
+  kNot,
+  kExists,
+  kLParen,
+  kRParen,
+  kComma,
+  kOp,
+  kEnd
 };
 
 enum class CmpOp : uint8_t { kEq, kNe, kLt, kLe, kGt, kGe, kMatch, kNotMatch };
@@ -67,8 +80,8 @@ struct Node {
   NodeKind kind = NodeKind::kConst;
   std::vector<uint32_t> children;  // kOr, kAnd, kNot
   CmpOp op = CmpOp::kEq;
-  Operand lhs;  // kCompare, kExists / kTruthy (field), kConst (literal)
-  Operand rhs;  // kCompare
+  Operand lhs;       // kCompare, kExists / kTruthy (field), kConst (literal)
+  Operand rhs;       // kCompare
   size_t regex = 0;  // kCompare with =~ / !~
 };
 
@@ -78,7 +91,8 @@ struct Regex {
   Regex() = default;
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
-  Regex(Regex&& o) noexcept : code(std::exchange(o.code, nullptr)), data(std::exchange(o.data, nullptr)) {}
+  Regex(Regex&& o) noexcept
+      : code(std::exchange(o.code, nullptr)), data(std::exchange(o.data, nullptr)) {}
   ~Regex() {
     if (data != nullptr) pcre2_match_data_free(data);
     if (code != nullptr) pcre2_code_free(code);
@@ -96,10 +110,12 @@ std::string column(size_t pos) { return "column " + std::to_string(pos + 1) + ":
 // The expression text before `pos`, trimmed, for "after ..." in messages.
 std::string before(std::string_view text, size_t pos) {
   std::string_view s = text.substr(0, pos);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
+  while (!s.empty() &&
+         (s.back() == ' ' || s.back() == '\t' || s.back() == '\n' || s.back() == '\r')) {
     s.remove_suffix(1);
   }
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r')) {
+  while (!s.empty() &&
+         (s.front() == ' ' || s.front() == '\t' || s.front() == '\n' || s.front() == '\r')) {
     s.remove_prefix(1);
   }
   if (s.size() > 40) return "..." + std::string(s.substr(s.size() - 40));
@@ -123,16 +139,26 @@ Status tokenize(std::string_view text, std::vector<Token>* out) {
       const char n = i + 1 < text.size() ? text[i + 1] : '\0';
       t.kind = Tok::kOp;
       size_t len = 2;
-      if (c == '=' && n == '=') t.op = CmpOp::kEq;
-      else if (c == '=' && n == '~') t.op = CmpOp::kMatch;
-      else if (c == '!' && n == '=') t.op = CmpOp::kNe;
-      else if (c == '!' && n == '~') t.op = CmpOp::kNotMatch;
-      else if (c == '<' && n == '=') t.op = CmpOp::kLe;
-      else if (c == '>' && n == '=') t.op = CmpOp::kGe;
-      else if (c == '<') t.op = CmpOp::kLt, len = 1;
-      else if (c == '>') t.op = CmpOp::kGt, len = 1;
-      else if (c == '=') return invalidArgument(column(i) + "unexpected '=' (equality is ==)");
-      else return invalidArgument(column(i) + "unexpected '!' (use != or !~, or not for negation)");
+      if (c == '=' && n == '=')
+        t.op = CmpOp::kEq;
+      else if (c == '=' && n == '~')
+        t.op = CmpOp::kMatch;
+      else if (c == '!' && n == '=')
+        t.op = CmpOp::kNe;
+      else if (c == '!' && n == '~')
+        t.op = CmpOp::kNotMatch;
+      else if (c == '<' && n == '=')
+        t.op = CmpOp::kLe;
+      else if (c == '>' && n == '=')
+        t.op = CmpOp::kGe;
+      else if (c == '<')
+        t.op = CmpOp::kLt, len = 1;
+      else if (c == '>')
+        t.op = CmpOp::kGt, len = 1;
+      else if (c == '=')
+        return invalidArgument(column(i) + "unexpected '=' (equality is ==)");
+      else
+        return invalidArgument(column(i) + "unexpected '!' (use != or !~, or not for negation)");
       i += len;
       t.end = i;
     } else if (c == '"' || c == '\'') {
@@ -158,30 +184,36 @@ Status tokenize(std::string_view text, std::vector<Token>* out) {
           closed = true;
           break;
         }
-        if (d == '"') raw += "\\\"";
-        else raw.push_back(d);
+        if (d == '"')
+          raw += "\\\"";
+        else
+          raw.push_back(d);
         ++j;
       }
       if (!closed) return invalidArgument(column(i) + "unterminated string");
       if (!unescapeJsonString(raw, t.text)) {
-        return invalidArgument(column(i) + "bad escape in string (use \\\" \\' \\\\ \\n \\t \\uXXXX)");
+        return invalidArgument(column(i) +
+                               "bad escape in string (use \\\" \\' \\\\ \\n \\t \\uXXXX)");
       }
       t.kind = Tok::kString;
       i = j + 1;
       t.end = i;
     } else if (isDigit(c) || (c == '-' && i + 1 < text.size() && isDigit(text[i + 1]))) {
       size_t j = i + 1;
-      while (j < text.size() && (isDigit(text[j]) || text[j] == '.' || text[j] == 'e' || text[j] == 'E' ||
-                                 ((text[j] == '+' || text[j] == '-') && (text[j - 1] == 'e' || text[j - 1] == 'E')))) {
+      while (j < text.size() &&
+             (isDigit(text[j]) || text[j] == '.' || text[j] == 'e' || text[j] == 'E' ||
+              ((text[j] == '+' || text[j] == '-') && (text[j - 1] == 'e' || text[j - 1] == 'E')))) {
         ++j;
       }
       if (j < text.size() && isFieldChar(text[j])) {
-        return invalidArgument(column(i) + "bad number \"" + std::string(text.substr(i, j - i + 1)) +
+        return invalidArgument(column(i) + "bad number \"" +
+                               std::string(text.substr(i, j - i + 1)) +
                                "\" (a field name starting with a digit goes in backticks)");
       }
       auto [ptr, ec] = std::from_chars(text.data() + i, text.data() + j, t.number);
       if (ec != std::errc() || ptr != text.data() + j) {
-        return invalidArgument(column(i) + "bad number \"" + std::string(text.substr(i, j - i)) + "\"");
+        return invalidArgument(column(i) + "bad number \"" + std::string(text.substr(i, j - i)) +
+                               "\"");
       }
       t.kind = Tok::kNumber;
       i = j;
@@ -201,14 +233,22 @@ Status tokenize(std::string_view text, std::vector<Token>* out) {
       }
       const std::string_view word = text.substr(i, used);
       t.kind = Tok::kPath;
-      if (word == "and") t.kind = Tok::kAnd;
-      else if (word == "or") t.kind = Tok::kOr;
-      else if (word == "not") t.kind = Tok::kNot;
-      else if (word == "true") t.kind = Tok::kTrue;
-      else if (word == "false") t.kind = Tok::kFalse;
-      else if (word == "null") t.kind = Tok::kNull;
-      else if (word == "exists") t.kind = Tok::kExists;
-      else t.path = std::move(path).value();
+      if (word == "and")
+        t.kind = Tok::kAnd;
+      else if (word == "or")
+        t.kind = Tok::kOr;
+      else if (word == "not")
+        t.kind = Tok::kNot;
+      else if (word == "true")
+        t.kind = Tok::kTrue;
+      else if (word == "false")
+        t.kind = Tok::kFalse;
+      else if (word == "null")
+        t.kind = Tok::kNull;
+      else if (word == "exists")
+        t.kind = Tok::kExists;
+      else
+        t.path = std::move(path).value();
       i += used;
       t.end = i;
     } else {
@@ -249,9 +289,13 @@ struct FilterExpression::State {
     }
     std::string_view raw;
     switch (findField(record, o.path, &raw, key_scratch)) {
-      case FindResult::kMalformed: return false;
-      case FindResult::kMissing: v->kind = ValKind::kNull; return true;
-      case FindResult::kFound: break;
+      case FindResult::kMalformed:
+        return false;
+      case FindResult::kMissing:
+        v->kind = ValKind::kNull;
+        return true;
+      case FindResult::kFound:
+        break;
     }
     switch (jsonKindOf(raw)) {
       case JsonKind::kString: {
@@ -285,8 +329,11 @@ struct FilterExpression::State {
         v->kind = ValKind::kNull;
         return true;
       case JsonKind::kObject:
-      case JsonKind::kArray: v->kind = ValKind::kOther; return true;
-      case JsonKind::kInvalid: return false;
+      case JsonKind::kArray:
+        v->kind = ValKind::kOther;
+        return true;
+      case JsonKind::kInvalid:
+        return false;
     }
     return false;
   }
@@ -294,11 +341,16 @@ struct FilterExpression::State {
   static bool equal(const Val& a, const Val& b) {
     if (a.kind != b.kind) return false;
     switch (a.kind) {
-      case ValKind::kNull: return true;
-      case ValKind::kBool: return a.b == b.b;
-      case ValKind::kNumber: return a.num == b.num;
-      case ValKind::kString: return a.str == b.str;
-      case ValKind::kOther: return false;
+      case ValKind::kNull:
+        return true;
+      case ValKind::kBool:
+        return a.b == b.b;
+      case ValKind::kNumber:
+        return a.num == b.num;
+      case ValKind::kString:
+        return a.str == b.str;
+      case ValKind::kOther:
+        return false;
     }
     return false;
   }
@@ -320,7 +372,8 @@ struct FilterExpression::State {
   Outcome eval(uint32_t index, std::string_view record) {
     const Node& n = nodes[index];
     switch (n.kind) {
-      case NodeKind::kConst: return n.lhs.lit.b ? Outcome::kTrue : Outcome::kFalse;
+      case NodeKind::kConst:
+        return n.lhs.lit.b ? Outcome::kTrue : Outcome::kFalse;
       case NodeKind::kOr:
       case NodeKind::kAnd: {
         const Outcome stop = n.kind == NodeKind::kOr ? Outcome::kTrue : Outcome::kFalse;
@@ -339,9 +392,12 @@ struct FilterExpression::State {
       case NodeKind::kExists: {
         std::string_view raw;
         switch (findField(record, n.lhs.path, &raw, key_scratch)) {
-          case FindResult::kFound: return Outcome::kTrue;
-          case FindResult::kMissing: return Outcome::kFalse;
-          case FindResult::kMalformed: return Outcome::kMalformed;
+          case FindResult::kFound:
+            return Outcome::kTrue;
+          case FindResult::kMissing:
+            return Outcome::kFalse;
+          case FindResult::kMalformed:
+            return Outcome::kMalformed;
         }
         return Outcome::kMalformed;
       }
@@ -357,8 +413,8 @@ struct FilterExpression::State {
         if (n.op == CmpOp::kMatch || n.op == CmpOp::kNotMatch) {
           if (a.kind == ValKind::kString) {
             const Regex& re = regexes[n.regex];
-            int rc = pcre2_match(re.code, reinterpret_cast<PCRE2_SPTR>(a.str.data()), a.str.size(), 0, 0, re.data,
-                                 match_context);
+            int rc = pcre2_match(re.code, reinterpret_cast<PCRE2_SPTR>(a.str.data()), a.str.size(),
+                                 0, 0, re.data, match_context);
             if (rc >= 0) {
               r = true;
             } else if (rc != PCRE2_ERROR_NOMATCH) {
@@ -370,13 +426,30 @@ struct FilterExpression::State {
         }
         if (!read(n.rhs, record, 1, &b)) return Outcome::kMalformed;
         switch (n.op) {
-          case CmpOp::kEq: r = equal(a, b); break;
-          case CmpOp::kNe: r = !equal(a, b); break;
-          case CmpOp::kLt: r = order(a, b) == -1; break;
-          case CmpOp::kLe: { int o = order(a, b); r = o == -1 || o == 0; break; }
-          case CmpOp::kGt: r = order(a, b) == 1; break;
-          case CmpOp::kGe: { int o = order(a, b); r = o == 1 || o == 0; break; }
-          default: break;
+          case CmpOp::kEq:
+            r = equal(a, b);
+            break;
+          case CmpOp::kNe:
+            r = !equal(a, b);
+            break;
+          case CmpOp::kLt:
+            r = order(a, b) == -1;
+            break;
+          case CmpOp::kLe: {
+            int o = order(a, b);
+            r = o == -1 || o == 0;
+            break;
+          }
+          case CmpOp::kGt:
+            r = order(a, b) == 1;
+            break;
+          case CmpOp::kGe: {
+            int o = order(a, b);
+            r = o == 1 || o == 0;
+            break;
+          }
+          default:
+            break;
         }
         return r ? Outcome::kTrue : Outcome::kFalse;
       }
@@ -415,8 +488,10 @@ class Parser {
     const Token& t = peek();
     std::string ctx = before(text_, t.begin);
     std::string where = ctx.empty() ? std::string(" at the start") : " after \"" + ctx + "\"";
-    if (t.kind == Tok::kEnd) return invalidArgument(column(t.begin) + "expected " + std::string(what) + where);
-    return invalidArgument(column(t.begin) + "expected " + std::string(what) + where + ", got " + describe(t));
+    if (t.kind == Tok::kEnd)
+      return invalidArgument(column(t.begin) + "expected " + std::string(what) + where);
+    return invalidArgument(column(t.begin) + "expected " + std::string(what) + where + ", got " +
+                           describe(t));
   }
 
   uint32_t add(Node n) {
@@ -434,7 +509,8 @@ class Parser {
     n.children.push_back(*first);
     while (peek().kind == sep) {
       take();
-      auto next = sep == Tok::kOr ? parseChain(depth, Tok::kAnd, NodeKind::kAnd) : parseUnary(depth);
+      auto next =
+          sep == Tok::kOr ? parseChain(depth, Tok::kAnd, NodeKind::kAnd) : parseUnary(depth);
       if (!next.isOk()) return next;
       n.children.push_back(*next);
     }
@@ -443,7 +519,8 @@ class Parser {
 
   Result<uint32_t> parseUnary(int depth) {
     if (peek().kind == Tok::kNot) {
-      if (depth >= kMaxDepth) return invalidArgument(column(peek().begin) + "nested more than 32 levels deep");
+      if (depth >= kMaxDepth)
+        return invalidArgument(column(peek().begin) + "nested more than 32 levels deep");
       take();
       auto inner = parseUnary(depth + 1);
       if (!inner.isOk()) return inner;
@@ -458,7 +535,8 @@ class Parser {
   Result<uint32_t> parsePrimary(int depth) {
     const Token& t = peek();
     if (t.kind == Tok::kLParen) {
-      if (depth >= kMaxDepth) return invalidArgument(column(t.begin) + "nested more than 32 levels deep");
+      if (depth >= kMaxDepth)
+        return invalidArgument(column(t.begin) + "nested more than 32 levels deep");
       take();
       auto inner = parseOr(depth + 1);
       if (!inner.isOk()) return inner;
@@ -489,7 +567,8 @@ class Parser {
       } else if (lhs.lit.kind == ValKind::kBool) {
         n.kind = NodeKind::kConst;
       } else {
-        return invalidArgument(column(t.begin) + "a value alone is not a condition: compare it (==, <, =~, ...)");
+        return invalidArgument(column(t.begin) +
+                               "a value alone is not a condition: compare it (==, <, =~, ...)");
       }
       n.lhs = std::move(lhs);
       return add(std::move(n));
@@ -500,7 +579,8 @@ class Parser {
     n.op = op.op;
     n.lhs = std::move(lhs);
     if (n.op == CmpOp::kMatch || n.op == CmpOp::kNotMatch) {
-      if (peek().kind != Tok::kString) return expected("a string literal (the regular expression) after " + describe(op));
+      if (peek().kind != Tok::kString)
+        return expected("a string literal (the regular expression) after " + describe(op));
       const Token& pat = take();
       auto compiled = compile(pat);
       if (!compiled.isOk()) return compiled.status();
@@ -509,7 +589,8 @@ class Parser {
     }
     if (!operand(&n.rhs)) return expected("a field or a value after " + describe(op));
     if (peek().kind == Tok::kOp) {
-      return invalidArgument(column(peek().begin) + "comparisons do not chain: use and (a < b and b < c)");
+      return invalidArgument(column(peek().begin) +
+                             "comparisons do not chain: use and (a < b and b < c)");
     }
     return add(std::move(n));
   }
@@ -534,8 +615,11 @@ class Parser {
         o->lit.kind = ValKind::kBool;
         o->lit.b = t.kind == Tok::kTrue;
         break;
-      case Tok::kNull: o->lit.kind = ValKind::kNull; break;
-      default: return false;
+      case Tok::kNull:
+        o->lit.kind = ValKind::kNull;
+        break;
+      default:
+        return false;
     }
     take();
     return true;
@@ -550,7 +634,8 @@ class Parser {
     if (re.code == nullptr) {
       PCRE2_UCHAR msg[256];
       pcre2_get_error_message(err, msg, sizeof msg);
-      return invalidArgument(column(pat.begin) + "bad regular expression: " + reinterpret_cast<const char*>(msg) +
+      return invalidArgument(column(pat.begin) +
+                             "bad regular expression: " + reinterpret_cast<const char*>(msg) +
                              " (at pattern offset " + std::to_string(offset) + ")");
     }
     pcre2_jit_compile(re.code, PCRE2_JIT_COMPLETE);  // interpreted when JIT is unavailable

@@ -4,10 +4,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/config/loader.h"
-#include "ferry/metrics.h"
-#include "ferry/plugin.h"
 #include "plugins/processors/filter/filter_expr.h"
+#include "tests/support/processor_harness.h"
 
 namespace ferry {
 const PluginDescriptor& filterProcessorDescriptor();
@@ -29,24 +27,11 @@ std::string parseError(std::string_view expr) {
 }
 
 Result<std::unique_ptr<Processor>> makeFilter(std::string_view yaml) {
-  auto opts = optionsFromYaml(yaml, filterProcessorDescriptor().options);
-  REQUIRE_MESSAGE(opts.isOk(), opts.status().message());
-  MetricsRegistry metrics;
-  PluginContext ctx{"gw", "f", "/tmp", &systemClock(), &metrics};
-  return filterProcessorDescriptor().make_processor(ctx, *opts);
+  return test::makeProcessor(filterProcessorDescriptor(), yaml);
 }
 
-RecordBatch batchOf(const std::vector<std::string>& records) {
-  RecordBatch b;
-  for (const auto& r : records) b.append(r);
-  return b;
-}
-
-std::vector<std::string> recordsOf(const RecordBatch& b) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < b.size(); ++i) out.emplace_back(b[i]);
-  return out;
-}
+using test::batchOf;
+using test::recordsOf;
 
 }  // namespace
 
@@ -72,9 +57,9 @@ TEST_SUITE("processors.filter") {
 
   TEST_CASE("type rules: different types are unequal and unordered, a missing field is null") {
     const std::string r = R"({"temp":"21","count":3,"obj":{"a":1},"arr":[1]})";
-    CHECK(eval("temp == 21", r) == Outcome::kFalse);   // string vs number
+    CHECK(eval("temp == 21", r) == Outcome::kFalse);  // string vs number
     CHECK(eval("temp != 21", r) == Outcome::kTrue);
-    CHECK(eval("temp > 1", r) == Outcome::kFalse);     // not ordered
+    CHECK(eval("temp > 1", r) == Outcome::kFalse);  // not ordered
     CHECK(eval("temp <= 100", r) == Outcome::kFalse);
     CHECK(eval("missing == null", r) == Outcome::kTrue);
     CHECK(eval("missing > 0", r) == Outcome::kFalse);
@@ -91,7 +76,7 @@ TEST_SUITE("processors.filter") {
 
   TEST_CASE("and, or, not and parentheses follow precedence") {
     const std::string r = R"({"a":1,"b":2,"c":3})";
-    CHECK(eval("a == 1 or b == 5 and c == 5", r) == Outcome::kTrue);   // and binds tighter
+    CHECK(eval("a == 1 or b == 5 and c == 5", r) == Outcome::kTrue);  // and binds tighter
     CHECK(eval("(a == 1 or b == 5) and c == 5", r) == Outcome::kFalse);
     CHECK(eval("not a == 2 and not (b == 3)", r) == Outcome::kTrue);
     CHECK(eval("not not a == 1", r) == Outcome::kTrue);
@@ -116,13 +101,14 @@ TEST_SUITE("processors.filter") {
     CHECK(eval("msg =~ \"^disk /dev/sd[a-z][0-9]+ \"", r) == Outcome::kTrue);
     CHECK(eval("msg =~ \"(?i)full\"", r) == Outcome::kTrue);
     CHECK(eval("msg !~ \"empty\"", r) == Outcome::kTrue);
-    CHECK(eval("n =~ \"5\"", r) == Outcome::kFalse);   // not a string
+    CHECK(eval("n =~ \"5\"", r) == Outcome::kFalse);  // not a string
     CHECK(eval("n !~ \"5\"", r) == Outcome::kTrue);
     CHECK(eval("missing =~ \".*\"", r) == Outcome::kFalse);
   }
 
   TEST_CASE("a pathological regex hits the backtracking limit instead of hanging") {
-    const std::string r = R"({"s":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"})";
+    const std::string r =
+        R"({"s":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"})";
     CHECK(eval("s =~ \"^(a+)+$\"", r) == Outcome::kRegexLimit);
   }
 
@@ -136,26 +122,34 @@ TEST_SUITE("processors.filter") {
   TEST_CASE("parse errors name the column and what was expected") {
     CHECK(parseError("(temp > 3") == "column 10: expected ')' after \"(temp > 3\"");
     CHECK(parseError("temp > 3 and (site == \"x\" or") ==
-          "column 29: expected a field, a value, not or '(' after \"temp > 3 and (site == \"x\" or\"");
-    CHECK(parseError("temp > ") == "column 8: expected a field or a value after \">\" after \"temp >\"");
+          "column 29: expected a field, a value, not or '(' after \"temp > 3 and (site == \"x\" "
+          "or\"");
+    CHECK(parseError("temp > ") ==
+          "column 8: expected a field or a value after \">\" after \"temp >\"");
     CHECK(parseError("temp = 3") == "column 6: unexpected '=' (equality is ==)");
     CHECK(parseError("temp > 3 site") ==
           "column 10: unexpected \"site\" after \"temp > 3\" (expected and, or, or the end)");
     CHECK(parseError("site == \"north") == "column 9: unterminated string");
     CHECK(parseError("a =~ 5") ==
-          "column 6: expected a string literal (the regular expression) after \"=~\" after \"a =~\", got \"5\"");
-    CHECK(parseError("a =~ \"(unclosed\"").find("column 6: bad regular expression: missing closing parenthesis") == 0);
-    CHECK(parseError("1 < a < 3") == "column 7: comparisons do not chain: use and (a < b and b < c)");
-    CHECK(parseError("3") == "column 1: a value alone is not a condition: compare it (==, <, =~, ...)");
+          "column 6: expected a string literal (the regular expression) after \"=~\" after \"a "
+          "=~\", got \"5\"");
+    CHECK(parseError("a =~ \"(unclosed\"")
+              .find("column 6: bad regular expression: missing closing parenthesis") == 0);
+    CHECK(parseError("1 < a < 3") ==
+          "column 7: comparisons do not chain: use and (a < b and b < c)");
+    CHECK(parseError("3") ==
+          "column 1: a value alone is not a condition: compare it (==, <, =~, ...)");
     CHECK(parseError("") == "column 1: the expression is empty");
     CHECK(parseError("   ") == "column 1: the expression is empty");
-    CHECK(parseError("exists(a, b)") == "column 9: expected ')' (exists takes one field path) after \"exists(a\", got \",\"");
+    CHECK(parseError("exists(a, b)") ==
+          "column 9: expected ')' (exists takes one field path) after \"exists(a\", got \",\"");
     CHECK(parseError("a == 1 # comment") == "column 8: unexpected character '#'");
     CHECK(parseError("a ==1and b") ==
           "column 5: bad number \"1a\" (a field name starting with a digit goes in backticks)");
     CHECK(parseError("`unclosed == 1") == "column 1: unterminated ` in field name");
-    CHECK(parseError("a. == 1") == "column 3: expected a field name, got ' ' (write names with other characters "
-                                   "in backticks: `odd name`)");
+    CHECK(parseError("a. == 1") ==
+          "column 3: expected a field name, got ' ' (write names with other characters "
+          "in backticks: `odd name`)");
   }
 
   TEST_CASE("nesting is capped") {
@@ -181,13 +175,14 @@ TEST_SUITE("processors.filter") {
   TEST_CASE("the processor keeps or drops, counts filtered and refused records, keeps order") {
     auto keep = makeFilter("expression: 'temp > 20'\n");
     REQUIRE(keep.isOk());
-    RecordBatch in = batchOf({R"({"temp":25,"i":1})", R"({"temp":15,"i":2})", R"({"temp":30,"i":3})",
-                              "garbage", R"({"temp":"hot","i":5})", R"({"temp":21,"i":6})"});
+    RecordBatch in =
+        batchOf({R"({"temp":25,"i":1})", R"({"temp":15,"i":2})", R"({"temp":30,"i":3})", "garbage",
+                 R"({"temp":"hot","i":5})", R"({"temp":21,"i":6})"});
     RecordBatch out;
     ProcessResult result;
     REQUIRE((*keep)->process("s", in, out, result).isOk());
-    CHECK(recordsOf(out) ==
-          std::vector<std::string>{R"({"temp":25,"i":1})", R"({"temp":30,"i":3})", R"({"temp":21,"i":6})"});
+    CHECK(recordsOf(out) == std::vector<std::string>{R"({"temp":25,"i":1})", R"({"temp":30,"i":3})",
+                                                     R"({"temp":21,"i":6})"});
     CHECK(result.filtered == 2);
     REQUIRE(result.dropped.size() == 1);
     CHECK(result.dropped[0].first == "bad_json");
@@ -198,7 +193,8 @@ TEST_SUITE("processors.filter") {
     RecordBatch out2;
     ProcessResult r2;
     REQUIRE((*drop)->process("s", in, out2, r2).isOk());
-    CHECK(recordsOf(out2) == std::vector<std::string>{R"({"temp":15,"i":2})", R"({"temp":"hot","i":5})"});
+    CHECK(recordsOf(out2) ==
+          std::vector<std::string>{R"({"temp":15,"i":2})", R"({"temp":"hot","i":5})"});
     CHECK(r2.filtered == 3);
 
     RecordBatch empty, out3;
@@ -209,14 +205,9 @@ TEST_SUITE("processors.filter") {
   }
 
   TEST_CASE("the factory names the option's location in errors") {
-    auto opts = optionsFromYaml("expression: 'temp >'\n", filterProcessorDescriptor().options);
-    REQUIRE(opts.isOk());
-    MetricsRegistry metrics;
-    PluginContext ctx{"gw", "f", "/tmp", &systemClock(), &metrics};
-    auto made = filterProcessorDescriptor().make_processor(ctx, *opts);
-    REQUIRE_FALSE(made.isOk());
-    CHECK(made.status().message() ==
-          "<options>:1: expression: filter expression: column 7: expected a field or a value after \">\" after \"temp >\"");
+    CHECK(test::processorError(filterProcessorDescriptor(), "expression: 'temp >'\n") ==
+          "<options>:1: expression: filter expression: column 7: expected a field or a value after "
+          "\">\" after \"temp >\"");
     auto missing = optionsFromYaml("action: keep\n", filterProcessorDescriptor().options);
     CHECK_FALSE(missing.isOk());
   }
