@@ -61,6 +61,7 @@ bool MosquittoBroker::start() {
                      "max_queued_messages 0\n"
                      "log_dest stderr\n"
                      "log_type error\nlog_type warning\nlog_type notice\n";
+  text += extra_config_;
   // As root, Mosquitto would switch to the `mosquitto` user, which cannot write here.
   if (::geteuid() == 0) text += "user root\n";
   writeFile(conf, text);
@@ -206,6 +207,68 @@ bool TestSubscriber::waitFor(const std::function<bool(const std::vector<Received
                              std::chrono::milliseconds timeout) const {
   std::unique_lock<std::mutex> lock(impl_->mu);
   return impl_->cv.wait_for(lock, timeout, [&] { return pred(impl_->received); });
+}
+
+struct TestPublisher::Impl {
+  Impl(const std::string& url, const std::string& id) : client(url, id) {}
+  mqtt::async_client client;
+};
+
+TestPublisher::TestPublisher(std::string server_url, std::string client_id)
+    : impl_(std::make_unique<Impl>(server_url, client_id)) {}
+
+TestPublisher::~TestPublisher() {
+  try {
+    if (impl_->client.is_connected()) impl_->client.disconnect()->wait_for(std::chrono::seconds(2));
+  } catch (const mqtt::exception&) {
+    // The broker may be gone already.
+  }
+}
+
+bool TestPublisher::connect(std::chrono::milliseconds timeout) {
+  try {
+    mqtt::connect_options opts;
+    opts.set_mqtt_version(MQTTVERSION_3_1_1);
+    opts.set_clean_session(true);
+    opts.set_connect_timeout(std::chrono::duration_cast<std::chrono::seconds>(timeout));
+    if (!impl_->client.connect(opts)->wait_for(timeout)) {
+      error_ = "connect timed out";
+      return false;
+    }
+    return true;
+  } catch (const mqtt::exception& e) {
+    error_ = e.what();
+    return false;
+  }
+}
+
+bool TestPublisher::publish(const std::string& topic, const std::vector<std::string>& payloads,
+                            int qos, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  constexpr size_t kWindow = 100;
+  try {
+    std::vector<mqtt::delivery_token_ptr> window;
+    auto settle = [&](size_t keep) {
+      while (window.size() > keep) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            until - std::chrono::steady_clock::now());
+        if (left.count() <= 0 || !window.front()->wait_for(left)) {
+          error_ = "publish timed out";
+          return false;
+        }
+        window.erase(window.begin());
+      }
+      return true;
+    };
+    for (const std::string& p : payloads) {
+      if (!settle(kWindow - 1)) return false;
+      window.push_back(impl_->client.publish(topic, p.data(), p.size(), qos, false));
+    }
+    return settle(0);
+  } catch (const mqtt::exception& e) {
+    error_ = e.what();
+    return false;
+  }
 }
 
 }  // namespace ferry::test

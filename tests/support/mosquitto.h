@@ -35,6 +35,9 @@ class MosquittoBroker {
   MosquittoBroker(const MosquittoBroker&) = delete;
   MosquittoBroker& operator=(const MosquittoBroker&) = delete;
 
+  // Lines added to the generated config at the next start() (e.g. a TLS listener, limits).
+  void setExtraConfig(std::string lines) { extra_config_ = std::move(lines); }
+
   // Picks a free port (first start only), writes the config, starts the broker and waits
   // (up to 10 s) until the port accepts connections. False with the broker's log on failure
   // (see log()).
@@ -55,6 +58,7 @@ class MosquittoBroker {
   TempDir dir_;
   int port_ = 0;
   int starts_ = 0;
+  std::string extra_config_;
   std::unique_ptr<Process> proc_;
 };
 
@@ -92,6 +96,29 @@ class TestSubscriber {
   bool waitForCount(size_t n, std::chrono::milliseconds timeout) const {
     return waitFor([n](const std::vector<ReceivedMessage>& m) { return m.size() >= n; }, timeout);
   }
+  const std::string& error() const { return error_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string error_;
+};
+
+// Publishes QoS 0/1 messages with a Paho C++ client (MQTT 3.1.1, clean session): the
+// publishing side of the mqtt input's tests. publish() returns once the broker
+// acknowledged every message (QoS 1) or wrote them (QoS 0).
+class TestPublisher {
+ public:
+  TestPublisher(std::string server_url, std::string client_id);
+  ~TestPublisher();  // disconnects
+  TestPublisher(const TestPublisher&) = delete;
+  TestPublisher& operator=(const TestPublisher&) = delete;
+
+  bool connect(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Publishes every payload to `topic` (at most 100 unacknowledged at once); false with
+  // the reason in error() when one fails or `timeout` passes.
+  bool publish(const std::string& topic, const std::vector<std::string>& payloads, int qos = 1,
+               std::chrono::milliseconds timeout = std::chrono::seconds(30));
   const std::string& error() const { return error_; }
 
  private:

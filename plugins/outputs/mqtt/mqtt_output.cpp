@@ -5,7 +5,6 @@
 #include <mqtt/async_client.h>
 
 #include <algorithm>
-#include <charconv>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -13,6 +12,7 @@
 #include <utility>
 
 #include "agent/codec/envelope.h"
+#include "agent/common/broker_uri.h"
 #include "agent/codec/key_file.h"
 #include "ferry/log.h"
 
@@ -50,66 +50,6 @@ constexpr int kRcFirstError = 0x80;
 std::string keyLocation(const Options& opts, std::string_view key) {
   std::string loc = opts.where(key).describe();
   return loc.empty() ? std::string(key) : loc;
-}
-
-// Splits "scheme://host[:port]" into Paho's form. False with `why` set when malformed.
-bool parseBrokerUri(std::string_view uri, std::string* server_uri, bool* tls, std::string* why) {
-  const size_t sep = uri.find("://");
-  if (sep == std::string_view::npos) {
-    *why = "expected scheme://host[:port] with scheme tcp, ssl, mqtt or mqtts";
-    return false;
-  }
-  const std::string_view scheme = uri.substr(0, sep);
-  std::string_view rest = uri.substr(sep + 3);
-  if (scheme == "tcp" || scheme == "mqtt") {
-    *tls = false;
-  } else if (scheme == "ssl" || scheme == "mqtts") {
-    *tls = true;
-  } else {
-    *why = "unknown scheme \"" + std::string(scheme) + "\" (tcp, ssl, mqtt or mqtts)";
-    return false;
-  }
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  std::string_view host = rest;
-  std::string_view port;
-  if (!rest.empty() && rest.front() == '[') {  // [IPv6]:port
-    const size_t close = rest.find(']');
-    if (close == std::string_view::npos) {
-      *why = "unclosed '[' in the host";
-      return false;
-    }
-    host = rest.substr(0, close + 1);
-    std::string_view after = rest.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') {
-        *why = "expected ':port' after the IPv6 address";
-        return false;
-      }
-      port = after.substr(1);
-    }
-  } else if (const size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  if (host.empty() || host == "[]") {
-    *why = "no host";
-    return false;
-  }
-  if (host.find_first_of("/?#@ ") != std::string_view::npos) {
-    *why = "the host may not hold '/', '?', '#', '@' or spaces (no paths or credentials in the URI)";
-    return false;
-  }
-  int port_number = *tls ? 8883 : 1883;
-  if (rest.size() != host.size()) {
-    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
-    if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || port_number < 1 ||
-        port_number > 65535) {
-      *why = "the port must be a number from 1 to 65535";
-      return false;
-    }
-  }
-  *server_uri = strCat(*tls ? "ssl://" : "tcp://", host, ':', port_number);
-  return true;
 }
 
 bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
@@ -175,9 +115,12 @@ Result<MqttOutputConfig> mqttOutputConfigFromOptions(const PluginContext& ctx,
                            ": a broker URI is required, e.g. tcp://broker.local:1883");
   }
   std::string why;
-  if (!parseBrokerUri(c.broker, &c.server_uri, &c.tls, &why)) {
+  BrokerAddress address;
+  if (!parseBrokerUri(c.broker, &address, &why)) {
     return invalidArgument(keyLocation(opts, "broker") + ": \"" + c.broker + "\": " + why);
   }
+  c.server_uri = address.serverUri();
+  c.tls = address.tls;
   c.client_id = opts.getString("client_id");
   if (c.client_id.empty()) c.client_id = "ferry-" + c.agent + "-" + c.output;
   if (c.client_id.size() > 65535) {
@@ -671,17 +614,6 @@ constexpr std::string_view kQos[] = {"0", "1"};
 constexpr std::string_view kPayloads[] = {"ndjson", "envelope", "json_per_record"};
 constexpr std::string_view kVersions[] = {"5", "3"};
 
-const OptionSpec kTlsOptions[] = {
-    {.key = "ca_file", .type = OptionType::kString,
-     .help = "PEM file of the CAs that may sign the broker's certificate; default: the system's"},
-    {.key = "cert_file", .type = OptionType::kString,
-     .help = "PEM client certificate (with key_file) for brokers that authenticate clients"},
-    {.key = "key_file", .type = OptionType::kString, .help = "PEM private key of cert_file"},
-    {.key = "insecure_skip_verify", .type = OptionType::kBool, .default_value = "false",
-     .help = "do NOT verify the broker's certificate and host name (testing only; logged as "
-             "a warning at every start)"},
-};
-
 const OptionSpec kMqttOptions[] = {
     {.key = "broker", .type = OptionType::kString,
      .help = "broker URI: tcp://host:port or mqtt://host:port (1883), ssl:// or mqtts:// (8883)",
@@ -718,7 +650,7 @@ const OptionSpec kMqttOptions[] = {
      .help = "TLS for ssl:// and mqtts:// (certificate and host name verified; TLS 1.3 when "
              "offered; lowest version: what the system's OpenSSL allows, TLS 1.2 with OpenSSL 3 "
              "defaults)",
-     .fields = kTlsOptions},
+     .fields = kMqttTlsOptions},
 };
 
 Result<std::unique_ptr<Output>> makeMqttOutput(const PluginContext& ctx, const Options& opts) {
