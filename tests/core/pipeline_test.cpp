@@ -326,3 +326,42 @@ TEST_SUITE("core.pipeline.emitter") {
     CHECK(e.deadLetter(line, "late").code() == StatusCode::kCancelled);
   }
 }
+
+TEST_SUITE("core.pipeline.review") {
+  // Review: an input blocked in deadLetter() while the writer retries a full buffer
+  // (when_full: block, outputs down) is not released by stopInputs(), so Agent::retire's
+  // in->join() never returns: SIGTERM hangs (forever while the uplink is down).
+  TEST_CASE("review: stopInputs releases an input waiting in deadLetter while the buffer is full") {
+    MetricsRegistry metrics;
+    MemoryBuffer buf({200, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    BatchingOptions opts;
+    opts.max_records = 10;
+    opts.max_wait = 1ms;
+    Pipeline p(buf, opts, "gw", 0, metrics, systemClock());
+    Emitter& e = p.emitterFor("in", "in");
+    p.start();
+    // Fill the buffer until the writer is stuck retrying (tryEmit then refuses).
+    int i = 0;
+    for (; i < 100; ++i) {
+      if (!e.tryEmit(numbered(i * 10, 10), 200ms).isOk()) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    REQUIRE(i < 100);
+    std::atomic<bool> returned{false};
+    Status dl;
+    std::thread input([&] {
+      RecordBatch line;
+      line.append("a line over max_line_bytes");
+      dl = e.deadLetter(line, "line_too_long");
+      returned = true;
+    });
+    std::this_thread::sleep_for(300ms);
+    p.stopInputs();  // what Agent::retire does before in->stop(); in->join()
+    std::this_thread::sleep_for(1500ms);
+    CHECK(returned.load());  // fails: still blocked; retire's join would hang
+    p.flushAndStop(std::chrono::steady_clock::now() + 100ms);  // releases it (test cleanup)
+    input.join();
+  }
+}
