@@ -16,7 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include "agent/buffer/memory_buffer.h"
 #include "agent/codec/wire_compress.h"
+#include "agent/core/pipeline.h"
 #include "ferry/metrics.h"
 #include "tests/support/fakes.h"
 #include "tests/support/http_client.h"
@@ -362,6 +364,81 @@ TEST_SUITE("inputs.http") {
     CHECK(s->max_body_bytes == 4096);
     CHECK(s->max_connections == 32);
     CHECK(s->path == "/");
+  }
+}
+
+
+namespace {
+// Review: a MemoryBuffer whose appends fail like a full disk (kIoError) while `failing`.
+class FailingBuffer final : public Buffer {
+ public:
+  FailingBuffer(MetricsRegistry& m) : inner_({64 << 20, WhenFull::kBlock, {}}, m, systemClock()) {}
+  std::atomic<bool> failing{true};
+  Status setOutputs(std::span<const std::string> o) override { return inner_.setOutputs(o); }
+  Status append(std::span<Block> b, Duration w) override {
+    if (failing) return Status(StatusCode::kIoError, "disk full (test)");
+    return inner_.append(b, w);
+  }
+  Result<std::vector<BlockRef>> read(std::string_view o, uint64_t a, size_t m, Duration w) override {
+    return inner_.read(o, a, m, w);
+  }
+  Status ack(std::string_view o, uint64_t s, std::string_view c) override { return inner_.ack(o, s, c); }
+  Result<uint64_t> deadLetter(std::string_view o, const Block& b, std::string_view r,
+                              std::string_view c) override {
+    return inner_.deadLetter(o, b, r, c);
+  }
+  Result<uint64_t> keepDeadLetter(std::string_view s, const Block& b, std::string_view r) override {
+    return inner_.keepDeadLetter(s, b, r);
+  }
+  Status forEachDeadLetter(const std::function<void(const DeadLetter&)>& fn) const override {
+    return inner_.forEachDeadLetter(fn);
+  }
+  uint64_t cursor(std::string_view o) const override { return inner_.cursor(o); }
+  std::string commitState(std::string_view o) const override { return inner_.commitState(o); }
+  std::optional<std::string> checkpoint(std::string_view k) const override { return inner_.checkpoint(k); }
+  std::vector<std::pair<std::string, std::string>> checkpoints(std::string_view p) const override {
+    return inner_.checkpoints(p);
+  }
+  BufferStats stats() const override { return inner_.stats(); }
+  void interrupt() override { inner_.interrupt(); }
+
+ private:
+  MemoryBuffer inner_;
+};
+}  // namespace
+
+TEST_SUITE("inputs.http.review") {
+  // Review: while the buffer cannot store (disk full / I/O error: buffer_full_ stays false, so
+  // emitTracked accepts), a request waits in waitCommitted for commit_timeout (default 10s).
+  // Agent::retire: stopInputs() does not release it, and HttpInput::stop() ->
+  // MHD_stop_daemon joins that connection thread: SIGTERM takes commit_timeout, not < 5 s.
+  TEST_CASE("review: stop() is not held by a request waiting for its commit") {
+    MetricsRegistry metrics;
+    FailingBuffer buf(metrics);
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    BatchingOptions opts;
+    opts.max_wait = std::chrono::milliseconds(1);
+    Pipeline p(buf, opts, "gw", 0, metrics, systemClock());
+    Emitter& e = p.emitterFor("push", "push");
+    p.start();
+    HttpInputSettings s;
+    s.listen = "127.0.0.1:0";
+    s.path = "/ingest";
+    s.commit_timeout = std::chrono::seconds(4);
+    HttpInput input(std::move(s), "push", &metrics);
+    REQUIRE(input.start(e).isOk());
+    const uint16_t port = input.port();
+    std::thread client([&] { post(port, "{\"a\":1}"); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    p.stopInputs();  // Agent::retire's order: stopInputs, then in->stop()
+    const auto t0 = std::chrono::steady_clock::now();
+    input.stop();
+    const auto took = std::chrono::steady_clock::now() - t0;
+    CHECK(took < std::chrono::milliseconds(1500));  // fails: ~3.5 s (the rest of commit_timeout)
+    client.join();
+    buf.failing = false;
+    p.flushAndStop(std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
   }
 }
 
