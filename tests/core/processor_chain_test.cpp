@@ -293,3 +293,31 @@ TEST_SUITE("core.processor_chain") {
     CHECK(metrics.counterValue("ferry_input_records_total", {{"input", "processor:count"}}) == 1);
   }
 }
+
+#include "plugins/processors/deadband/deadband.h"
+#include "tests/support/processor_harness.h"
+
+TEST_SUITE("core.processor_chain.review") {
+  // Review: ChainEmitter runs the stateful processors before the inner emit; when the inner
+  // tryEmit/emitTracked gives up for room (http answers 503, the client sends again), the
+  // processors' state already took the refused records. deadband then filters the resent
+  // value as "no change": a reportable change never reaches the buffer and is counted as
+  // filtered, not dropped. (aggregate counts the resent values twice; throttle spends tokens twice.)
+  TEST_CASE("review: a batch refused for room does not advance deadband state") {
+    auto made = test::makeProcessor(deadbandProcessorDescriptor(), "field: v\nthreshold: 5\n");
+    REQUIRE(made.isOk());
+    MetricsRegistry metrics;
+    ProcessorChain chain(metrics, systemClock());
+    chain.add("db", "*", std::move(made).value());
+    test::CaptureEmitter inner;
+    Emitter& e = chain.wrap(inner, "s");
+    REQUIRE(e.emitTracked(test::batchOf({"{\"v\":0}"}), {}, 100ms).isOk());
+    inner.next_status = Status(StatusCode::kResourceExhausted, "the buffer takes no more records right now");
+    CHECK(e.emitTracked(test::batchOf({"{\"v\":10}"}), {}, 100ms).status().code() ==
+          StatusCode::kResourceExhausted);  // http: 503 + Retry-After
+    inner.next_status = Status::ok();
+    inner.records.clear();
+    REQUIRE(e.emitTracked(test::batchOf({"{\"v\":10}"}), {}, 100ms).isOk());  // the client resends
+    CHECK(inner.records.size() == 1);  // fails: 0, the change 0 -> 10 is lost
+  }
+}
