@@ -365,3 +365,30 @@ TEST_SUITE("core.pipeline.review") {
     input.join();
   }
 }
+
+TEST_SUITE("core.pipeline.review") {
+  // Review: an emitTracked of an empty batch (every record filtered by the processor chain)
+  // gets the range {cut_count_, cut_count_}: the last block cut by anyone. If that block was
+  // dropped (too_large), waitCommitted reports kIoError for records that never existed: http
+  // answers 503 and the client resends, until some other block is cut.
+  TEST_CASE("review: a tracked emit of an all-filtered batch is not failed by someone else's dropped block") {
+    MetricsRegistry metrics;
+    MemoryBuffer buf({200, WhenFull::kBlock, {}}, metrics, systemClock());
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+    Pipeline p(buf, BatchingOptions{}, "gw", 0, metrics, systemClock());
+    Emitter& big = p.emitterFor("big", "big");
+    Emitter& e = p.emitterFor("push", "push");
+    p.start();
+    RecordBatch huge;
+    huge.append("{\"x\":\"" + std::string(1000, 'a') + "\"}");
+    auto t1 = big.emitTracked(huge);
+    REQUIRE(t1.isOk());
+    CHECK(big.waitCommitted(*t1, 2s).code() == StatusCode::kIoError);  // too_large: right
+    auto t2 = e.emitTracked(RecordBatch{});  // what ChainEmitter passes when all were filtered
+    REQUIRE(t2.isOk());
+    CHECK(e.waitCommitted(*t2, 2s).isOk());  // fails: kIoError
+    p.stopInputs();
+    p.flushAndStop(std::chrono::steady_clock::now() + 200ms);
+  }
+}
