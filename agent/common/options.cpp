@@ -96,6 +96,13 @@ std::string Options::itemKey(std::string_view list, size_t index, std::string_vi
   return k;
 }
 
+std::string Options::locate(std::string_view key, int index) const {
+  SourceLocation loc = where(key);
+  if (loc.path.empty()) loc.path = std::string(key);
+  if (index >= 0) loc.path += "[" + std::to_string(index) + "]";
+  return loc.describe();
+}
+
 SourceLocation Options::where(std::string_view key) const {
   if (key.empty()) return self_;
   auto it = where_.find(key);

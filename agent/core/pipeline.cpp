@@ -47,6 +47,7 @@ class Pipeline::InputEmitter final : public Emitter {
     const SteadyTime deadline = SteadyTime(std::chrono::steady_clock::now().time_since_epoch()) + wait;
     return pipeline_.emit(*this, batch, streamOr(stream), nullptr, &deadline);
   }
+  Status waitForRoom(uint64_t bytes, Duration wait) override { return pipeline_.waitForRoom(bytes, wait); }
   Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream, Duration wait) override {
     std::pair<uint64_t, uint64_t> range{0, 0};
     SteadyTime deadline{};
@@ -155,10 +156,12 @@ void Pipeline::start() { writer_ = std::thread([this] { writerLoop(); }); }
 void Pipeline::stopInputs() {
   {
     std::lock_guard lock(mu_);
+    if (!inputs_stopping_) stopping_since_ = std::chrono::steady_clock::now();
     inputs_stopping_ = true;
   }
   stop_cv_.notify_all();
   space_cv_.notify_all();
+  commit_cv_.notify_all();  // waitCommitted / deadLetter callers: see kStopGrace
 }
 
 void Pipeline::cutLocked(OpenBlock& open) {
@@ -174,10 +177,9 @@ Status Pipeline::emit(InputEmitter& from, const RecordBatch& batch, std::string_
                       const SourceCheckpoint* checkpoint, const SteadyTime* deadline,
                       std::pair<uint64_t, uint64_t>* cut_range) {
   if (batch.empty() && checkpoint == nullptr) {
-    if (cut_range != nullptr) {
-      std::lock_guard lock(mu_);
-      *cut_range = {cut_count_, cut_count_};  // nothing to wait for beyond what is cut
-    }
+    // Nothing to commit (every record was filtered): a ticket settled at once, whatever
+    // happened to other inputs' blocks.
+    if (cut_range != nullptr) *cut_range = {0, 0};
     return Status::ok();
   }
   std::unique_lock lock(mu_);
@@ -350,6 +352,8 @@ void Pipeline::writerLoop() {
       lock.lock();
       stopping = writer_stopping_;
       deadline = flush_deadline_;
+      // Dead letters are outside the quota: keep them even while appends wait for room.
+      if (!dead_letters_.empty()) storeDeadLettersLocked(lock);
       lock.unlock();
     }
     lock.lock();
@@ -376,6 +380,17 @@ void Pipeline::writerLoop() {
   }
 }
 
+Status Pipeline::waitForRoom(uint64_t bytes, Duration wait) {
+  std::unique_lock lock(mu_);
+  const bool room = space_cv_.wait_for(lock, wait, [&] {
+    return inputs_stopping_ ||
+           (!buffer_full_ && (staged_bytes_ == 0 || staged_bytes_ + bytes <= options_.staging_max_bytes));
+  });
+  if (inputs_stopping_) return cancelled("agent is stopping");
+  if (!room) return resourceExhausted("the buffer takes no more records right now");
+  return Status::ok();
+}
+
 void Pipeline::setBufferFull(bool full) {
   {
     std::lock_guard lock(mu_);
@@ -387,13 +402,22 @@ void Pipeline::setBufferFull(bool full) {
 
 Status Pipeline::waitCommitted(std::pair<uint64_t, uint64_t> range, Duration d) {
   std::unique_lock lock(mu_);
-  commit_cv_.wait_for(lock, d, [&] { return processed_ >= range.second || writer_stopped_; });
+  // Inputs are joined before the final flush, so once they are asked to stop a waiter gets
+  // kStopGrace more at most: a stuck writer (full buffer, failing disk) must not hold the stop.
+  const auto deadline = std::chrono::steady_clock::now() + d;
+  for (;;) {
+    if (processed_ >= range.second || writer_stopped_) break;
+    auto until = deadline;
+    if (inputs_stopping_) until = std::min(until, stopping_since_ + kStopGrace);
+    if (std::chrono::steady_clock::now() >= until) break;
+    commit_cv_.wait_until(lock, until);
+  }
   if (processed_ < range.second) {
-    if (writer_stopped_) return cancelled("agent is stopping");
+    if (writer_stopped_ || inputs_stopping_) return cancelled("agent is stopping");
     return Status(StatusCode::kDeadlineExceeded, "not committed yet");
   }
   for (const auto& [lo, hi] : failed_) {
-    if (lo <= range.second && hi >= range.first) {
+    if (range.second > 0 && lo <= range.second && hi >= range.first) {
       return Status(StatusCode::kIoError, "the records were not stored (dropped or left to the next configuration)");
     }
   }
@@ -412,7 +436,13 @@ Status Pipeline::deadLetter(InputEmitter& from, const RecordBatch& batch, std::s
   if (inputs_stopping_ || writer_stopped_) return cancelled("agent is stopping");
   dead_letters_.push_back(&pending);
   writer_cv_.notify_one();
-  commit_cv_.wait(lock, [&] { return pending.done; });
+  // A stop releases a dead letter the writer has not taken yet (it may be stuck retrying a
+  // full buffer); one it is storing is waited for (keepDeadLetter does not wait for room).
+  commit_cv_.wait(lock, [&] { return pending.done || (inputs_stopping_ && !pending.taken); });
+  if (!pending.done) {
+    dead_letters_.remove(&pending);
+    return cancelled("agent is stopping; the dead letter was not kept");
+  }
   return pending.result;
 }
 
@@ -420,6 +450,7 @@ void Pipeline::storeDeadLettersLocked(std::unique_lock<std::mutex>& lock) {
   while (!dead_letters_.empty()) {
     PendingDeadLetter* p = dead_letters_.front();
     dead_letters_.pop_front();
+    p->taken = true;
     lock.unlock();
     Result<uint64_t> kept = buffer_.keepDeadLetter(p->source, p->block, p->reason);
     const uint64_t n = p->block.records.size();

@@ -90,6 +90,7 @@ class Pipeline {
               const SourceCheckpoint* checkpoint, const SteadyTime* deadline = nullptr,
               std::pair<uint64_t, uint64_t>* cut_range = nullptr);
   Status waitCommitted(std::pair<uint64_t, uint64_t> range, Duration d);
+  Status waitForRoom(uint64_t bytes, Duration wait);
   Status deadLetter(InputEmitter& from, const RecordBatch& batch, std::string_view reason);
   void cutLocked(OpenBlock& open);
   // Writer thread: stores the queued input dead letters (lock held on entry and exit).
@@ -124,12 +125,16 @@ class Pipeline {
     std::string source;
     Block block;
     std::string reason;
+    bool taken = false;  // the writer took it from the list
     bool done = false;
     Status result;
   };
   std::list<PendingDeadLetter*> dead_letters_;
   uint64_t staged_bytes_ = 0;
   bool inputs_stopping_ = false;
+  std::chrono::steady_clock::time_point stopping_since_{};
+  // How long waitCommitted() still waits for a commit once inputs are asked to stop.
+  static constexpr std::chrono::milliseconds kStopGrace{500};
   bool writer_stopping_ = false;
   bool writer_stopped_ = false;
   bool buffer_full_ = false;  // the writer's last append was refused for lack of room

@@ -92,13 +92,20 @@ class ProcessorChain::ChainEmitter final : public Emitter {
     // Even when nothing is left, the checkpoint must commit: the source was consumed.
     return inner_.emitWithCheckpoint(chain_.apply(streamOr(stream), batch), checkpoint, stream);
   }
+  // Emits that may give up check for room first: stateful processors (deadband, aggregate,
+  // throttle) must not take in records that are then refused and sent again by the source.
+  // Room can still vanish between the check and the emit (rare; the records are then seen
+  // twice by the processors when the source sends them again).
   Status tryEmit(const RecordBatch& batch, Duration wait, std::string_view stream) override {
+    FERRY_RETURN_IF_ERROR(inner_.waitForRoom(batch.bytes(), wait));
     return inner_.tryEmit(chain_.apply(streamOr(stream), batch), wait, stream);
   }
   Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream,
                                Duration wait) override {
+    if (wait != Duration::max()) FERRY_RETURN_IF_ERROR(inner_.waitForRoom(batch.bytes(), wait));
     return inner_.emitTracked(chain_.apply(streamOr(stream), batch), stream, wait);
   }
+  Status waitForRoom(uint64_t bytes, Duration wait) override { return inner_.waitForRoom(bytes, wait); }
   Status waitCommitted(uint64_t ticket, Duration d) override {
     return inner_.waitCommitted(ticket, d);
   }

@@ -327,11 +327,11 @@ TEST_SUITE("core.pipeline.emitter") {
   }
 }
 
-TEST_SUITE("core.pipeline.review") {
-  // Review: an input blocked in deadLetter() while the writer retries a full buffer
+TEST_SUITE("core.pipeline.stop") {
+  // Regression (found by review): an input blocked in deadLetter() while the writer retries a full buffer
   // (when_full: block, outputs down) is not released by stopInputs(), so Agent::retire's
   // in->join() never returns: SIGTERM hangs (forever while the uplink is down).
-  TEST_CASE("review: stopInputs releases an input waiting in deadLetter while the buffer is full") {
+  TEST_CASE("stopInputs releases an input waiting in deadLetter while the buffer is full") {
     MetricsRegistry metrics;
     MemoryBuffer buf({200, WhenFull::kBlock, {}}, metrics, systemClock());
     std::vector<std::string> outs = {"o"};
@@ -360,18 +360,18 @@ TEST_SUITE("core.pipeline.review") {
     std::this_thread::sleep_for(300ms);
     p.stopInputs();  // what Agent::retire does before in->stop(); in->join()
     std::this_thread::sleep_for(1500ms);
-    CHECK(returned.load());  // fails: still blocked; retire's join would hang
+    CHECK(returned.load());
     p.flushAndStop(std::chrono::steady_clock::now() + 100ms);  // releases it (test cleanup)
     input.join();
   }
 }
 
-TEST_SUITE("core.pipeline.review") {
-  // Review: an emitTracked of an empty batch (every record filtered by the processor chain)
+TEST_SUITE("core.pipeline.stop") {
+  // Regression (found by review): an emitTracked of an empty batch (every record filtered by the processor chain)
   // gets the range {cut_count_, cut_count_}: the last block cut by anyone. If that block was
   // dropped (too_large), waitCommitted reports kIoError for records that never existed: http
   // answers 503 and the client resends, until some other block is cut.
-  TEST_CASE("review: a tracked emit of an all-filtered batch is not failed by someone else's dropped block") {
+  TEST_CASE("a tracked emit of an all-filtered batch is not failed by someone else's dropped block") {
     MetricsRegistry metrics;
     MemoryBuffer buf({200, WhenFull::kBlock, {}}, metrics, systemClock());
     std::vector<std::string> outs = {"o"};
@@ -387,7 +387,7 @@ TEST_SUITE("core.pipeline.review") {
     CHECK(big.waitCommitted(*t1, 2s).code() == StatusCode::kIoError);  // too_large: right
     auto t2 = e.emitTracked(RecordBatch{});  // what ChainEmitter passes when all were filtered
     REQUIRE(t2.isOk());
-    CHECK(e.waitCommitted(*t2, 2s).isOk());  // fails: kIoError
+    CHECK(e.waitCommitted(*t2, 2s).isOk());
     p.stopInputs();
     p.flushAndStop(std::chrono::steady_clock::now() + 200ms);
   }

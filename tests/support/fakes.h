@@ -49,6 +49,14 @@ class CaptureEmitter final : public Emitter {
   Status tryEmit(const RecordBatch& batch, Duration, std::string_view stream = {}) override {
     return emit(batch, stream);
   }
+  // Room as next_status says: refused when it is kResourceExhausted or kCancelled.
+  Status waitForRoom(uint64_t, Duration) override {
+    std::lock_guard lock(mu_);
+    if (next_status.code() == StatusCode::kResourceExhausted || next_status.code() == StatusCode::kCancelled) {
+      return next_status;
+    }
+    return Status::ok();
+  }
   // Tickets count tracked emits; a ticket is committed once commit_through reaches it
   // (tests move it; auto_commit commits every accepted emit at once).
   Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream = {},

@@ -67,6 +67,13 @@ class Emitter {
   // instead of blocking it (the http input answers 503 + Retry-After).
   virtual Status tryEmit(const RecordBatch& batch, Duration wait, std::string_view stream = {}) = 0;
 
+  // Waits up to `wait` until the core would take `bytes` more records' bytes without waiting
+  // (as tryEmit() would). OK, kResourceExhausted (no room in time) or kCancelled (stopping).
+  // It reserves nothing: an emit right after can still wait or be refused. For decorators
+  // that must not change state for records they may then not hand over (the processor chain
+  // checks before stateful processors see a batch that tryEmit would refuse).
+  virtual Status waitForRoom(uint64_t bytes, Duration wait) = 0;
+
   // Commit tracking, for sources that may be acknowledged only once their records are
   // durable (mqtt QoS 1: PUBACK after commit). emitTracked() is emit() that cuts the block
   // at once (no max_wait) and returns a ticket; waitCommitted(ticket, d) waits up to `d`

@@ -90,6 +90,9 @@ class Options {
 
   // Location of a key (or of the table itself for ""), for factory errors.
   SourceLocation where(std::string_view key) const;
+  // "file:line: path" of `key` (item `index` of a list when >= 0) for an error message; the
+  // bare key when its location is unknown, so a message always names it.
+  std::string locate(std::string_view key, int index = -1) const;
   void setLocation(SourceLocation where) { self_ = std::move(where); }
 
   const std::map<std::string, OptionValue, std::less<>>& values() const { return values_; }

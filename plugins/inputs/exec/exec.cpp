@@ -64,14 +64,6 @@ constexpr OptionSpec kOwnOptions[] = {
 // format, pattern, columns, delimiter, invalid_utf8: as every line-format user (docs/formats.md).
 constexpr auto kOptions = withLineFormatOptions(kOwnOptions);
 
-// "file:line: path" of `key`, falling back to the bare key so a message always names it.
-std::string locate(const Options& opts, std::string_view key, int index = -1) {
-  SourceLocation loc = opts.where(key);
-  if (loc.path.empty()) loc.path = std::string(key);
-  if (index >= 0) loc.path += "[" + std::to_string(index) + "]";
-  return loc.describe();
-}
-
 bool isExecutableFile(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
@@ -137,16 +129,16 @@ Result<ExecSettings> ExecSettings::fromOptions(const Options& opts) {
   ExecSettings s;
   s.command = opts.getStringList("command");
   if (s.command.empty() || s.command[0].empty()) {
-    return invalidArgument(locate(opts, "command") + ": the command (argv[0]) is missing");
+    return invalidArgument(opts.locate("command") + ": the command (argv[0]) is missing");
   }
   std::string& prog = s.command[0];
   if (prog.find('/') != std::string::npos) {
     if (prog[0] != '/') {
-      return invalidArgument(locate(opts, "command", 0) + ": \"" + prog +
+      return invalidArgument(opts.locate("command", 0) + ": \"" + prog +
                              "\" must be an absolute path or a name found in PATH");
     }
     if (!isExecutableFile(prog)) {
-      return invalidArgument(locate(opts, "command", 0) + ": \"" + prog +
+      return invalidArgument(opts.locate("command", 0) + ": \"" + prog +
                              "\" is not an executable file");
     }
   } else {
@@ -163,7 +155,7 @@ Result<ExecSettings> ExecSettings::fromOptions(const Options& opts) {
       if (isExecutableFile(candidate)) found = std::move(candidate);
     }
     if (found.empty()) {
-      return invalidArgument(locate(opts, "command", 0) + ": \"" + prog +
+      return invalidArgument(opts.locate("command", 0) + ": \"" + prog +
                              "\" was not found in PATH (" + std::string(path) + ")");
     }
     prog = std::move(found);
@@ -171,11 +163,11 @@ Result<ExecSettings> ExecSettings::fromOptions(const Options& opts) {
 
   if (opts.has("interval")) s.interval = opts.getDuration("interval");
   if (s.interval <= Duration::zero()) {
-    return invalidArgument(locate(opts, "interval") + ": must be greater than 0");
+    return invalidArgument(opts.locate("interval") + ": must be greater than 0");
   }
   s.timeout = opts.has("timeout") ? opts.getDuration("timeout") : s.interval;
   if (s.timeout <= Duration::zero() || s.timeout > s.interval) {
-    return invalidArgument(locate(opts, "timeout") + ": must be greater than 0 and at most " +
+    return invalidArgument(opts.locate("timeout") + ": must be greater than 0 and at most " +
                            "interval (" + formatDuration(s.interval) + ")");
   }
   Result<LineFormatSpec> format = lineFormatSpecFromOptions(opts);
@@ -183,14 +175,14 @@ Result<ExecSettings> ExecSettings::fromOptions(const Options& opts) {
   s.format = std::move(format).value();
   if (opts.has("max_output_bytes")) s.max_output_bytes = opts.getSize("max_output_bytes");
   if (s.max_output_bytes == 0 || s.max_output_bytes > kMaxOutputLimit) {
-    return invalidArgument(locate(opts, "max_output_bytes") +
+    return invalidArgument(opts.locate("max_output_bytes") +
                            ": must be between 1 byte and 64MiB");
   }
   if (opts.has("env")) s.env = opts.getStringMap("env");
   for (const auto& [name, value] : s.env) {
     if (name.empty() || name.find('=') != std::string::npos ||
         name.find('\0') != std::string::npos || value.find('\0') != std::string::npos) {
-      return invalidArgument(locate(opts, "env") + ": \"" + name +
+      return invalidArgument(opts.locate("env") + ": \"" + name +
                              "\" is not a valid environment variable name");
     }
   }
@@ -198,7 +190,7 @@ Result<ExecSettings> ExecSettings::fromOptions(const Options& opts) {
   if (!s.working_dir.empty()) {
     struct stat st {};
     if (::stat(s.working_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return invalidArgument(locate(opts, "working_dir") + ": \"" + s.working_dir +
+      return invalidArgument(opts.locate("working_dir") + ": \"" + s.working_dir +
                              "\" is not a directory");
     }
   }

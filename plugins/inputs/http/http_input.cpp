@@ -8,6 +8,7 @@
 
 #include <cstdarg>
 #include <cstdio>
+#include <thread>
 #include <utility>
 
 #include "agent/codec/wire_compress.h"
@@ -339,8 +340,15 @@ void HttpInput::stop() {
     std::lock_guard life(life_mu_);
     d = std::exchange(daemon_, nullptr);
   }
+  if (d == nullptr) return;
+  // Requests being processed get their answer first: the core is stopping, so an emit
+  // answers at once and a commit wait ends within its stop grace (500 ms).
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(700);
+  while (in_flight_.load() > 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
   // Closes the listener and every connection, then joins the connection threads.
-  if (d != nullptr) MHD_stop_daemon(d);
+  MHD_stop_daemon(d);
 }
 
 std::string HttpInput::boundAddress() const {
@@ -415,6 +423,12 @@ int HttpInput::handle(MHD_Connection* c, const char* url, const char* method,
 }
 
 HttpInput::Reply HttpInput::process(MHD_Connection* c, const std::string& body) {
+  // stop() lets requests being processed finish (their 200 or 503 reach the client).
+  in_flight_.fetch_add(1);
+  struct Done {
+    std::atomic<int>& n;
+    ~Done() { n.fetch_sub(1); }
+  } done{in_flight_};
   WireEncoding encoding = WireEncoding::kIdentity;
   const std::string_view ce = trimSpace(header(c, MHD_HTTP_HEADER_CONTENT_ENCODING));
   if (!ce.empty() && !parseWireEncoding(ce, &encoding)) {

@@ -48,6 +48,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -125,6 +126,7 @@ class HttpInput final : public Input {
   sockaddr_storage bound_{};
 
   std::mutex emit_mu_;  // one emit() at a time (see Threading)
+  std::atomic<int> in_flight_{0};  // requests inside process()
   Emitter* emitter_ = nullptr;
 };
 

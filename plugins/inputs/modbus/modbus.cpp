@@ -111,14 +111,6 @@ constexpr OptionSpec kOptions[] = {
      .fields = kRegisterOptions},
 };
 
-// "file:line: path" of `key`, falling back to the bare key so a message always names it.
-std::string locate(const Options& opts, std::string_view key, int index = -1) {
-  SourceLocation loc = opts.where(key);
-  if (loc.path.empty()) loc.path = std::string(key);
-  if (index >= 0) loc.path += "[" + std::to_string(index) + "]";
-  return loc.describe();
-}
-
 bool parseInt(std::string_view s, int* out) {
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
   return ec == std::errc() && p == s.data() + s.size();
@@ -190,7 +182,7 @@ double decodeModbusValue(std::span<const uint16_t> words, ModbusDataType type,
 Result<ModbusRegister> ModbusRegister::fromOptions(const Options& opts, size_t index) {
   const auto key = [&](std::string_view field) { return Options::itemKey("registers", index, field); };
   const auto bad = [&](std::string_view field, const std::string& why) {
-    return invalidArgument(locate(opts, key(field)) + ": " + why);
+    return invalidArgument(opts.locate(key(field)) + ": " + why);
   };
   ModbusRegister r;
   r.name = opts.getString(key("name"));
@@ -247,14 +239,14 @@ Result<ModbusSettings> ModbusSettings::fromOptions(const Options& opts) {
   const std::string& address = opts.getString("address");
   s.device = opts.getString("device");
   if (address.empty() == s.device.empty()) {
-    return invalidArgument(locate(opts, "address") +
+    return invalidArgument(opts.locate("address") +
                            ": set exactly one of address (TCP) or "
                            "device (RTU)");
   }
   if (!address.empty()) {
     const size_t colon = address.rfind(':');
     if (colon == std::string::npos || colon == 0) {
-      return invalidArgument(locate(opts, "address") + ": expected host:port, got \"" + address +
+      return invalidArgument(opts.locate("address") + ": expected host:port, got \"" + address +
                              "\"");
     }
     s.host = address.substr(0, colon);
@@ -264,42 +256,42 @@ Result<ModbusSettings> ModbusSettings::fromOptions(const Options& opts) {
     s.port = address.substr(colon + 1);
     int port = 0;
     if (!parseInt(s.port, &port) || port < 1 || port > 65535) {
-      return invalidArgument(locate(opts, "address") + ": port must be 1..65535, got \"" + s.port +
+      return invalidArgument(opts.locate("address") + ": port must be 1..65535, got \"" + s.port +
                              "\"");
     }
   }
   const int64_t baud = opts.has("baud") ? opts.getInt("baud") : s.baud;
   if (baud < 1 || baud > 4'000'000)
-    return invalidArgument(locate(opts, "baud") + ": must be 1..4000000");
+    return invalidArgument(opts.locate("baud") + ": must be 1..4000000");
   s.baud = static_cast<int>(baud);
   const std::string parity = opts.has("parity") ? opts.getString("parity") : "none";
   s.parity = parity == "even" ? 'E' : parity == "odd" ? 'O' : 'N';
   const int64_t data_bits = opts.has("data_bits") ? opts.getInt("data_bits") : s.data_bits;
   if (data_bits < 5 || data_bits > 8)
-    return invalidArgument(locate(opts, "data_bits") + ": must be 5..8");
+    return invalidArgument(opts.locate("data_bits") + ": must be 5..8");
   s.data_bits = static_cast<int>(data_bits);
   const int64_t stop_bits = opts.has("stop_bits") ? opts.getInt("stop_bits") : s.stop_bits;
   if (stop_bits != 1 && stop_bits != 2)
-    return invalidArgument(locate(opts, "stop_bits") + ": must be 1 or 2");
+    return invalidArgument(opts.locate("stop_bits") + ": must be 1 or 2");
   s.stop_bits = static_cast<int>(stop_bits);
   const int64_t unit = opts.has("unit_id") ? opts.getInt("unit_id") : s.unit_id;
-  if (unit < 0 || unit > 255) return invalidArgument(locate(opts, "unit_id") + ": must be 0..255");
+  if (unit < 0 || unit > 255) return invalidArgument(opts.locate("unit_id") + ": must be 0..255");
   s.unit_id = static_cast<int>(unit);
   if (opts.has("interval")) s.interval = opts.getDuration("interval");
   if (s.interval <= Duration::zero()) {
-    return invalidArgument(locate(opts, "interval") + ": must be above 0");
+    return invalidArgument(opts.locate("interval") + ": must be above 0");
   }
   if (opts.has("timeout")) s.timeout = opts.getDuration("timeout");
   if (s.timeout <= Duration::zero() || s.timeout > s.interval) {
-    return invalidArgument(locate(opts, "timeout") + ": must be above 0 and at most interval");
+    return invalidArgument(opts.locate("timeout") + ": must be above 0 and at most interval");
   }
   const size_t entries = opts.listSize("registers");
-  if (entries == 0) return invalidArgument(locate(opts, "registers") + ": no registers");
+  if (entries == 0) return invalidArgument(opts.locate("registers") + ": no registers");
   std::set<std::string, std::less<>> names;
   for (size_t i = 0; i < entries; ++i) {
     Result<ModbusRegister> r = ModbusRegister::fromOptions(opts, i);
     if (!r.isOk()) return r.status();
-    const std::string where = locate(opts, Options::itemKey("registers", i, "name"));
+    const std::string where = opts.locate(Options::itemKey("registers", i, "name"));
     if (r->name == "unit_id" || r->name == "ts") {
       return invalidArgument(where + ": the names unit_id and ts are reserved");
     }

@@ -169,25 +169,27 @@ TEST_SUITE("mqtt_codec") {
     CHECK(peekPublishId(0x32, 4, bytes({0x00, 0x09}), &qos, &id, &why) == SIZE_MAX);
 
     Connack c;
-    REQUIRE(splitFrame(bytes({0x20, 0x02, 0x01, 0x05}), 16, &f, &why) == FrameResult::kComplete);
+    const std::string connack = bytes({0x20, 0x02, 0x01, 0x05});  // f.body points into it
+    REQUIRE(splitFrame(connack, 16, &f, &why) == FrameResult::kComplete);
     REQUIRE(decodeConnack(f, &c, &why));
     CHECK(c.session_present);
     CHECK(c.return_code == 5);
     CHECK(connackReason(5) == "not authorized");
-    REQUIRE(splitFrame(bytes({0x20, 0x03, 0x00, 0x00, 0x00}), 16, &f, &why) ==
-            FrameResult::kComplete);
+    const std::string long_connack = bytes({0x20, 0x03, 0x00, 0x00, 0x00});
+    REQUIRE(splitFrame(long_connack, 16, &f, &why) == FrameResult::kComplete);
     CHECK_FALSE(decodeConnack(f, &c, &why));
 
     Suback s;
-    REQUIRE(splitFrame(bytes({0x90, 0x04, 0x00, 0x07, 0x01, 0x80}), 16, &f, &why) ==
-            FrameResult::kComplete);
+    const std::string suback = bytes({0x90, 0x04, 0x00, 0x07, 0x01, 0x80});
+    REQUIRE(splitFrame(suback, 16, &f, &why) == FrameResult::kComplete);
     REQUIRE(decodeSuback(f, &s, &why));
     CHECK(s.packet_id == 7);
     CHECK(s.codes == std::vector<uint8_t>{1, 0x80});
-    REQUIRE(splitFrame(bytes({0x90, 0x03, 0x00, 0x07, 0x03}), 16, &f, &why) ==
-            FrameResult::kComplete);
+    const std::string bad_code = bytes({0x90, 0x03, 0x00, 0x07, 0x03});
+    REQUIRE(splitFrame(bad_code, 16, &f, &why) == FrameResult::kComplete);
     CHECK_FALSE(decodeSuback(f, &s, &why));
-    REQUIRE(splitFrame(bytes({0x90, 0x02, 0x00, 0x07}), 16, &f, &why) == FrameResult::kComplete);
+    const std::string no_codes = bytes({0x90, 0x02, 0x00, 0x07});
+    REQUIRE(splitFrame(no_codes, 16, &f, &why) == FrameResult::kComplete);
     CHECK_FALSE(decodeSuback(f, &s, &why));
   }
 }

@@ -65,14 +65,6 @@ constexpr OptionSpec kOptions[] = {
      .help = "where sysfs is mounted (the thermal group reads <sys_root>/class/thermal)"},
 };
 
-// "file:line: path" of `key`, falling back to the bare key so a message always names it.
-std::string locate(const Options& opts, std::string_view key, int index = -1) {
-  SourceLocation loc = opts.where(key);
-  if (loc.path.empty()) loc.path = std::string(key);
-  if (index >= 0) loc.path += "[" + std::to_string(index) + "]";
-  return loc.describe();
-}
-
 std::string validGroupList() {
   std::string s;
   for (std::string_view name : kGroupNames) {
@@ -185,7 +177,7 @@ Result<SysmetricsSettings> SysmetricsSettings::fromOptions(const Options& opts) 
   if (opts.has("interval")) {
     const Duration d = opts.getDuration("interval");
     if (d < kMinInterval) {
-      return invalidArgument(locate(opts, "interval") + ": interval " + formatDuration(d) +
+      return invalidArgument(opts.locate("interval") + ": interval " + formatDuration(d) +
                              " is below the minimum of " + formatDuration(kMinInterval));
     }
     s.interval = d;
@@ -197,7 +189,7 @@ Result<SysmetricsSettings> SysmetricsSettings::fromOptions(const Options& opts) 
     for (size_t i = 0; i < collect.size(); ++i) {
       const auto* it = std::find(std::begin(kGroupNames), std::end(kGroupNames), collect[i]);
       if (it == std::end(kGroupNames)) {
-        return invalidArgument(locate(opts, "collect", static_cast<int>(i)) +
+        return invalidArgument(opts.locate("collect", static_cast<int>(i)) +
                                ": unknown metric group \"" + collect[i] +
                                "\" in collect; valid groups: " + validGroupList());
       }
@@ -210,7 +202,7 @@ Result<SysmetricsSettings> SysmetricsSettings::fromOptions(const Options& opts) 
     for (size_t i = 0; i < disks.size(); ++i) {
       // statvfs of a relative path would depend on the agent's working directory.
       if (disks[i].empty() || disks[i].front() != '/') {
-        return invalidArgument(locate(opts, "disks", static_cast<int>(i)) + ": \"" + disks[i] +
+        return invalidArgument(opts.locate("disks", static_cast<int>(i)) + ": \"" + disks[i] +
                                "\" is not an absolute mount point path");
       }
     }

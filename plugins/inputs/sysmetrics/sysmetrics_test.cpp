@@ -48,6 +48,7 @@ class CaptureEmitter final : public Emitter {
     if (!st.isOk()) return st;
     return static_cast<uint64_t>(batches.size());
   }
+  Status waitForRoom(uint64_t, Duration) override { return answer; }
   Status waitCommitted(uint64_t, Duration) override { return Status::ok(); }
   Status deadLetter(const RecordBatch&, std::string_view) override { return Status::ok(); }
   void countDropped(std::string_view, uint64_t) override {}

@@ -126,14 +126,6 @@ constexpr OptionSpec kOwnOptions[] = {
 // Then format, pattern, columns, delimiter, invalid_utf8 (docs/formats.md).
 constexpr auto kOptions = withLineFormatOptions(kOwnOptions);
 
-// "file:line: path" of `key`, falling back to the bare key so a message always names it.
-std::string locate(const Options& opts, std::string_view key, int index = -1) {
-  SourceLocation loc = opts.where(key);
-  if (loc.path.empty()) loc.path = std::string(key);
-  if (index >= 0) loc.path += "[" + std::to_string(index) + "]";
-  return loc.describe();
-}
-
 void appendUint(std::string& out, uint64_t v) {
   char buf[24];
   const auto [ptr, ec] = std::to_chars(buf, buf + sizeof buf, v);
@@ -304,18 +296,18 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
 
   s.paths = opts.getStringList("paths");
   if (s.paths.empty()) {
-    return invalidArgument(locate(opts, "paths") + ": at least one path pattern is required");
+    return invalidArgument(opts.locate("paths") + ": at least one path pattern is required");
   }
   for (size_t i = 0; i < s.paths.size(); ++i) {
     if (s.paths[i].empty()) {
-      return invalidArgument(locate(opts, "paths", static_cast<int>(i)) + ": empty pattern");
+      return invalidArgument(opts.locate("paths", static_cast<int>(i)) + ": empty pattern");
     }
   }
   if (opts.has("exclude")) {
     s.exclude = opts.getStringList("exclude");
     for (size_t i = 0; i < s.exclude.size(); ++i) {
       if (s.exclude[i].empty()) {
-        return invalidArgument(locate(opts, "exclude", static_cast<int>(i)) + ": empty pattern");
+        return invalidArgument(opts.locate("exclude", static_cast<int>(i)) + ": empty pattern");
       }
     }
   }
@@ -330,7 +322,7 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
     } else if (a == "end") {
       s.start_at = StartAt::kEnd;
     } else {
-      return invalidArgument(locate(opts, "start_at") + ": expected beginning or end, got \"" + a +
+      return invalidArgument(opts.locate("start_at") + ": expected beginning or end, got \"" + a +
                              "\"");
     }
   }
@@ -341,14 +333,14 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
     } else if (a == "dead_letter") {
       s.on_long_line = OnLongLine::kDeadLetter;
     } else {
-      return invalidArgument(locate(opts, "on_long_line") +
+      return invalidArgument(opts.locate("on_long_line") +
                              ": expected cut or dead_letter, got \"" + a + "\"");
     }
   }
   if (opts.has("poll_interval")) {
     const Duration d = opts.getDuration("poll_interval");
     if (d < kMinPollInterval) {
-      return invalidArgument(locate(opts, "poll_interval") + ": poll_interval " +
+      return invalidArgument(opts.locate("poll_interval") + ": poll_interval " +
                              formatDuration(d) + " is below the minimum of " +
                              formatDuration(kMinPollInterval));
     }
@@ -357,7 +349,7 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
   if (opts.has("rotate_wait")) {
     const Duration d = opts.getDuration("rotate_wait");
     if (d < Duration::zero() || d > kMaxRotateWait) {
-      return invalidArgument(locate(opts, "rotate_wait") + ": rotate_wait must be between 0s and " +
+      return invalidArgument(opts.locate("rotate_wait") + ": rotate_wait must be between 0s and " +
                              formatDuration(kMaxRotateWait) + ", got " + formatDuration(d));
     }
     s.rotate_wait = d;
@@ -367,7 +359,7 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
     if (!opts.has(key)) continue;
     const uint64_t v = opts.getSize(key);
     if (v == 0 || v > kMaxLimitBytes) {
-      return invalidArgument(locate(opts, key) + ": " + key + " must be between 1 and " +
+      return invalidArgument(opts.locate(key) + ": " + key + " must be between 1 and " +
                              formatSize(kMaxLimitBytes) + ", got " + formatSize(v));
     }
     *slot = v;
@@ -375,7 +367,7 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
   if (opts.has("batch_max_records")) {
     const int64_t v = opts.getInt("batch_max_records");
     if (v < 1 || v > kMaxBatchRecords) {
-      return invalidArgument(locate(opts, "batch_max_records") +
+      return invalidArgument(opts.locate("batch_max_records") +
                              ": batch_max_records must be between 1 and " +
                              std::to_string(kMaxBatchRecords) + ", got " + std::to_string(v));
     }
@@ -387,7 +379,7 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
       Result<std::unique_ptr<TailInput::StartPattern>> re =
           TailInput::StartPattern::compile(s.ml_start_pattern);
       if (!re.isOk()) {
-        return invalidArgument(locate(opts, "multiline.start_pattern") + ": \"" +
+        return invalidArgument(opts.locate("multiline.start_pattern") + ": \"" +
                                s.ml_start_pattern + "\" " + re.status().message());
       }
     }
@@ -395,7 +387,7 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
   if (opts.has("multiline.max_lines")) {
     const int64_t v = opts.getInt("multiline.max_lines");
     if (v < 1 || v > kMaxMultilineLines) {
-      return invalidArgument(locate(opts, "multiline.max_lines") +
+      return invalidArgument(opts.locate("multiline.max_lines") +
                              ": max_lines must be between 1 and " +
                              std::to_string(kMaxMultilineLines) + ", got " + std::to_string(v));
     }
@@ -404,7 +396,7 @@ Result<TailSettings> TailSettings::fromOptions(const Options& opts) {
   if (opts.has("multiline.timeout")) {
     const Duration d = opts.getDuration("multiline.timeout");
     if (d <= Duration::zero()) {
-      return invalidArgument(locate(opts, "multiline.timeout") + ": timeout must be above 0");
+      return invalidArgument(opts.locate("multiline.timeout") + ": timeout must be above 0");
     }
     s.ml_timeout = d;
   }

@@ -72,6 +72,7 @@ class BatchLog final : public Emitter {
   Result<uint64_t> emitTracked(const RecordBatch& batch, std::string_view stream, Duration wait) override {
     return inner.emitTracked(batch, stream, wait);
   }
+  Status waitForRoom(uint64_t bytes, Duration wait) override { return inner.waitForRoom(bytes, wait); }
   Status waitCommitted(uint64_t ticket, Duration d) override { return inner.waitCommitted(ticket, d); }
   Status deadLetter(const RecordBatch& batch, std::string_view reason) override {
     return inner.deadLetter(batch, reason);
