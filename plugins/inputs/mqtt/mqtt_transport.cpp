@@ -11,9 +11,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <mutex>
+#include <system_error>
+#include <thread>
+#include <utility>
 
 namespace ferry::mqttc {
 namespace {
@@ -32,6 +39,70 @@ int pollTimeoutMs(SteadyPoint deadline) {
       deadline - std::chrono::steady_clock::now());
   if (left.count() <= 0) return 0;
   return static_cast<int>(std::min<int64_t>(left.count() + 1, 60'000));
+}
+
+// A name lookup on a thread of its own: getaddrinfo cannot be interrupted, and a broker named
+// by host name while DNS is unreachable (an uplink outage) would hold the reader thread, and
+// so stop(), for the resolver's whole timeout. The caller waits for the answer, the deadline
+// or its wake fd; an abandoned lookup finishes alone and frees what it found.
+struct Lookup {
+  std::mutex mu;
+  bool done = false;
+  bool abandoned = false;
+  int gai = 0;
+  addrinfo* found = nullptr;
+  int pipe_fds[2] = {-1, -1};
+  ~Lookup() {
+    if (found != nullptr) ::freeaddrinfo(found);
+    for (int fd : pipe_fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+};
+
+// OK with `*found` (the caller frees it), kUnavailable when the name does not resolve,
+// kDeadlineExceeded, or kCancelled when `wake_fd` became readable.
+Status resolve(const std::string& host, const std::string& port, int wake_fd, SteadyPoint deadline,
+               addrinfo** found, int* gai_error) {
+  auto lookup = std::make_shared<Lookup>();
+  if (::pipe2(lookup->pipe_fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+    return Status(StatusCode::kIoError, std::string("pipe: ") + std::strerror(errno));
+  }
+  try {
+    std::thread([lookup, host, port] {
+      addrinfo hints{};
+      hints.ai_family = AF_UNSPEC;
+      hints.ai_socktype = SOCK_STREAM;
+      addrinfo* res = nullptr;
+      const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+      std::lock_guard lock(lookup->mu);
+      lookup->gai = rc;
+      lookup->found = res;  // freed by ~Lookup unless the caller takes it
+      lookup->done = true;
+      const char one = 1;
+      (void)!::write(lookup->pipe_fds[1], &one, 1);
+    }).detach();
+  } catch (const std::system_error& e) {
+    return Status(StatusCode::kIoError, std::string("cannot start a name lookup: ") + e.what());
+  }
+  pollfd fds[2] = {{lookup->pipe_fds[0], POLLIN, 0}, {wake_fd, POLLIN, 0}};
+  const nfds_t n = wake_fd >= 0 ? 2 : 1;
+  for (;;) {
+    {
+      std::lock_guard lock(lookup->mu);
+      if (lookup->done) {
+        *gai_error = lookup->gai;
+        *found = std::exchange(lookup->found, nullptr);
+        return lookup->gai == 0 ? Status::ok() : unavailable(::gai_strerror(lookup->gai));
+      }
+    }
+    const int r = ::poll(fds, n, pollTimeoutMs(deadline));
+    if (r < 0 && errno != EINTR) return Status(StatusCode::kIoError, std::string("poll: ") + std::strerror(errno));
+    if (n == 2 && (fds[1].revents & POLLIN) != 0) return cancelled("stopping");
+    if (r == 0 && std::chrono::steady_clock::now() >= deadline) {
+      return Status(StatusCode::kDeadlineExceeded, "name lookup timed out");
+    }
+  }
 }
 
 bool isIpAddress(const std::string& host) {
@@ -111,14 +182,12 @@ Status BrokerStream::open(const BrokerAddress& address, const TlsContext* tls, i
   close();
   peer_ = address.host + ":" + std::to_string(address.port);
   const std::string host = address.bareHost();
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
   addrinfo* found = nullptr;
   const std::string port = std::to_string(address.port);
-  // getaddrinfo cannot be interrupted; a numeric host or /etc/hosts answers at once.
-  const int gai = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
-  if (gai != 0) return unavailable("broker " + peer_ + ": cannot resolve: " + ::gai_strerror(gai));
+  int gai = 0;
+  Status looked_up = resolve(host, port, wake_fd, deadline, &found, &gai);
+  if (looked_up.code() == StatusCode::kCancelled) return looked_up;
+  if (!looked_up.isOk()) return unavailable("broker " + peer_ + ": cannot resolve: " + looked_up.message());
   std::string last = "no address";
   for (addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
     const int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
