@@ -30,11 +30,6 @@ constexpr auto kDropLogInterval = std::chrono::seconds(10);
 
 constexpr std::string_view kQos[] = {"0", "1", "2"};
 
-std::string keyLocation(const Options& opts, std::string_view key) {
-  std::string loc = opts.where(key).describe();
-  return loc.empty() ? std::string(key) : loc;
-}
-
 }  // namespace
 
 bool validMqttTopicFilter(std::string_view filter) {
@@ -59,22 +54,22 @@ Result<MqttInputSettings> MqttInputSettings::fromOptions(const PluginContext& ct
   std::string why;
   if (s.broker.empty() || !parseBrokerUri(s.broker, &s.address, &why)) {
     return invalidArgument(
-        keyLocation(opts, "broker") + ": \"" + s.broker +
+        opts.locate("broker") + ": \"" + s.broker +
         "\": " + (s.broker.empty() ? "a broker URI is required, e.g. tcp://broker:1883" : why));
   }
   s.client_id = opts.getString("client_id");
   if (s.client_id.empty()) s.client_id = "ferry-" + ctx.agent_id + "-" + ctx.name;
   if (s.client_id.size() > kMaxTopicBytes) {
-    return invalidArgument(keyLocation(opts, "client_id") + ": longer than 65535 bytes");
+    return invalidArgument(opts.locate("client_id") + ": longer than 65535 bytes");
   }
   s.topics = opts.getStringList("topics");
   if (s.topics.empty()) {
-    return invalidArgument(keyLocation(opts, "topics") + ": at least one topic filter is required");
+    return invalidArgument(opts.locate("topics") + ": at least one topic filter is required");
   }
   for (const std::string& t : s.topics) {
     if (!validMqttTopicFilter(t)) {
       return invalidArgument(
-          keyLocation(opts, "topics") + ": \"" + t +
+          opts.locate("topics") + ": \"" + t +
           "\" is not a valid topic filter ('+' and '#' must be whole levels, '#' "
           "only last)");
     }
@@ -91,12 +86,12 @@ Result<MqttInputSettings> MqttInputSettings::fromOptions(const PluginContext& ct
   if (opts.has("clean_session")) s.clean_session = opts.getBool("clean_session");
   if (opts.has("keepalive")) s.keepalive = opts.getDuration("keepalive");
   if (s.keepalive < std::chrono::seconds(1) || s.keepalive > std::chrono::seconds(65535)) {
-    return invalidArgument(keyLocation(opts, "keepalive") + ": must be between 1s and 65535s");
+    return invalidArgument(opts.locate("keepalive") + ": must be between 1s and 65535s");
   }
   s.username = opts.getString("username");
   s.password = opts.getString("password");
   if (!s.password.empty() && s.username.empty()) {
-    return invalidArgument(keyLocation(opts, "password") + ": needs a username (MQTT 3.1.1)");
+    return invalidArgument(opts.locate("password") + ": needs a username (MQTT 3.1.1)");
   }
   s.tls.ca_file = opts.getString("tls.ca_file");
   s.tls.cert_file = opts.getString("tls.cert_file");
@@ -106,15 +101,15 @@ Result<MqttInputSettings> MqttInputSettings::fromOptions(const PluginContext& ct
   const bool any_tls = !s.tls.ca_file.empty() || !s.tls.cert_file.empty() ||
                        !s.tls.key_file.empty() || s.tls.insecure_skip_verify;
   if (any_tls && !s.address.tls) {
-    return invalidArgument(keyLocation(opts, "tls") + ": TLS settings given but broker \"" +
+    return invalidArgument(opts.locate("tls") + ": TLS settings given but broker \"" +
                            s.broker + "\" is not ssl:// or mqtts://");
   }
   if (s.tls.cert_file.empty() != s.tls.key_file.empty()) {
-    return invalidArgument(keyLocation(opts, "tls") + ": cert_file and key_file go together");
+    return invalidArgument(opts.locate("tls") + ": cert_file and key_file go together");
   }
   if (opts.has("max_message_bytes")) s.max_message_bytes = opts.getSize("max_message_bytes");
   if (s.max_message_bytes == 0 || s.max_message_bytes > kMaxMessageLimit) {
-    return invalidArgument(keyLocation(opts, "max_message_bytes") + ": must be between 1 and " +
+    return invalidArgument(opts.locate("max_message_bytes") + ": must be between 1 and " +
                            formatSize(kMaxMessageLimit));
   }
   Result<LineFormatSpec> format = lineFormatSpecFromOptions(opts);
@@ -123,12 +118,12 @@ Result<MqttInputSettings> MqttInputSettings::fromOptions(const PluginContext& ct
   if (opts.has("topic_field")) s.topic_field = opts.getString("topic_field");
   if (opts.has("connect_timeout")) s.connect_timeout = opts.getDuration("connect_timeout");
   if (s.connect_timeout < std::chrono::milliseconds(100)) {
-    return invalidArgument(keyLocation(opts, "connect_timeout") + ": must be at least 100ms");
+    return invalidArgument(opts.locate("connect_timeout") + ": must be at least 100ms");
   }
   if (opts.has("retry.initial")) s.retry_initial = opts.getDuration("retry.initial");
   if (opts.has("retry.max")) s.retry_max = opts.getDuration("retry.max");
   if (s.retry_initial <= Duration::zero() || s.retry_max < s.retry_initial) {
-    return invalidArgument(keyLocation(opts, "retry") + ": needs 0 < initial <= max");
+    return invalidArgument(opts.locate("retry") + ": needs 0 < initial <= max");
   }
   return s;
 }

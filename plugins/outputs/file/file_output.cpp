@@ -39,12 +39,6 @@ Status fileError(std::string_view what, int err) {
   }
 }
 
-// "<file>:<line>: <key path>" of `key`, or the bare key when nothing is known.
-std::string keyLocation(const Options& opts, std::string_view key) {
-  std::string loc = opts.where(key).describe();
-  return loc.empty() ? std::string(key) : loc;
-}
-
 // A rotated file's suffix: digits without a leading zero, so "app.log.07" (not ours) is
 // never deleted by the pruning.
 bool parseRotatedIndex(std::string_view suffix, int64_t* index) {
@@ -149,16 +143,16 @@ Result<FileOutputConfig> fileOutputConfigFromOptions(const Options& opts) {
   FileOutputConfig c;
   c.path = opts.getString("path");
   if (c.path.empty()) {
-    return invalidArgument(keyLocation(opts, "path") + ": a file path is required");
+    return invalidArgument(opts.locate("path") + ": a file path is required");
   }
   if (c.path.back() == '/') {
-    return invalidArgument(keyLocation(opts, "path") + ": \"" + c.path +
+    return invalidArgument(opts.locate("path") + ": \"" + c.path +
                            "\" names a directory; give the path of a file");
   }
   if (opts.has("max_size") && opts.getSize("max_size") > 0) c.max_size = opts.getSize("max_size");
   if (opts.has("max_files")) c.max_files = opts.getInt("max_files");
   if (c.max_files < 0 || c.max_files > FileOutputConfig::kMaxMaxFiles) {
-    return invalidArgument(keyLocation(opts, "max_files") + ": must be between 0 and " +
+    return invalidArgument(opts.locate("max_files") + ": must be between 0 and " +
                            std::to_string(FileOutputConfig::kMaxMaxFiles) + ", got " +
                            std::to_string(c.max_files));
   }
@@ -166,13 +160,13 @@ Result<FileOutputConfig> fileOutputConfigFromOptions(const Options& opts) {
   const std::string& mode = opts.getString("mode");
   if (!mode.empty()) {
     if (!parseFileMode(mode, &c.mode)) {
-      return invalidArgument(keyLocation(opts, "mode") +
+      return invalidArgument(opts.locate("mode") +
                              ": must be octal permissions such as \"0640\", got \"" + mode + "\"");
     }
     // Creating works whatever the mode, but after a restart the agent could not open its
     // own file again: refuse that now rather than then.
     if ((c.mode & S_IWUSR) == 0) {
-      return invalidArgument(keyLocation(opts, "mode") + ": \"" + mode +
+      return invalidArgument(opts.locate("mode") + ": \"" + mode +
                              "\" does not let the owner write; the agent reopens the file "
                              "after a restart");
     }

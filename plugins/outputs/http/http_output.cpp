@@ -28,11 +28,6 @@ void initCurlOnce() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-std::string keyLocation(const Options& opts, std::string_view key) {
-  std::string loc = opts.where(key).describe();
-  return loc.empty() ? std::string(key) : loc;
-}
-
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
@@ -206,28 +201,28 @@ Result<HttpOutputConfig> httpOutputConfigFromOptions(const Options& opts) {
       problem = "must start with http:// or https://";  // curl guesses schemes; we do not
     }
     if (!problem.empty()) {
-      return invalidArgument(keyLocation(opts, "url") + ": \"" + c.url + "\" " + problem);
+      return invalidArgument(opts.locate("url") + ": \"" + c.url + "\" " + problem);
     }
   }
   const bool https = c.url.rfind("https://", 0) == 0;
 
   if (opts.has("method")) c.method = opts.getString("method");
   if (c.method != "POST" && c.method != "PUT") {
-    return invalidArgument(keyLocation(opts, "method") + ": must be POST or PUT, got \"" +
+    return invalidArgument(opts.locate("method") + ": must be POST or PUT, got \"" +
                            c.method + "\"");
   }
   if (opts.has("headers")) c.headers = opts.getStringMap("headers");
   for (const auto& [name, value] : c.headers) {
     if (!isHeaderName(name)) {
-      return invalidArgument(keyLocation(opts, "headers") + ": \"" + name +
+      return invalidArgument(opts.locate("headers") + ": \"" + name +
                              "\" is not a valid header name");
     }
     if (isReservedHeader(name)) {
-      return invalidArgument(keyLocation(opts, "headers") + ": \"" + name +
+      return invalidArgument(opts.locate("headers") + ": \"" + name +
                              "\" is set by the output itself and cannot be configured");
     }
     if (hasLineBreak(value)) {
-      return invalidArgument(keyLocation(opts, "headers") + ": the value of \"" + name +
+      return invalidArgument(opts.locate("headers") + ": the value of \"" + name +
                              "\" contains a line break");
     }
   }
@@ -239,17 +234,17 @@ Result<HttpOutputConfig> httpOutputConfigFromOptions(const Options& opts) {
   } else if (format == "envelope") {
     c.format = HttpOutputConfig::Format::kEnvelope;
   } else {
-    return invalidArgument(keyLocation(opts, "format") +
+    return invalidArgument(opts.locate("format") +
                            ": must be ndjson, envelope or influx, got \"" + format + "\"");
   }
   if (opts.has("compression") &&
       !parseWireEncoding(opts.getString("compression"), &c.compression)) {
-    return invalidArgument(keyLocation(opts, "compression") +
+    return invalidArgument(opts.locate("compression") +
                            ": must be zstd, gzip or none, got \"" +
                            opts.getString("compression") + "\"");
   }
   if (c.format == HttpOutputConfig::Format::kEnvelope && c.compression != WireEncoding::kZstd) {
-    return invalidArgument(keyLocation(opts, "compression") +
+    return invalidArgument(opts.locate("compression") +
                            ": an envelope is always compressed with zstd inside; leave "
                            "compression out (compression_level still applies)");
   }
@@ -257,7 +252,7 @@ Result<HttpOutputConfig> httpOutputConfigFromOptions(const Options& opts) {
     const int64_t level = opts.getInt("compression_level");
     const int64_t max = c.compression == WireEncoding::kGzip ? 9 : 19;
     if (level < 0 || level > max) {
-      return invalidArgument(keyLocation(opts, "compression_level") + ": must be 0 (default) to " +
+      return invalidArgument(opts.locate("compression_level") + ": must be 0 (default) to " +
                              std::to_string(max) + " for " +
                              std::string(wireEncodingName(c.compression)) + ", got " +
                              std::to_string(level));
@@ -266,7 +261,7 @@ Result<HttpOutputConfig> httpOutputConfigFromOptions(const Options& opts) {
   }
   c.envelope_key_file = opts.getString("envelope_key_file");
   if (!c.envelope_key_file.empty() && c.format != HttpOutputConfig::Format::kEnvelope) {
-    return invalidArgument(keyLocation(opts, "envelope_key_file") +
+    return invalidArgument(opts.locate("envelope_key_file") +
                            ": only used with format: envelope");
   }
 
@@ -285,7 +280,7 @@ Result<HttpOutputConfig> httpOutputConfigFromOptions(const Options& opts) {
       std::string_view pin = std::string_view(pins).substr(start, end - start);
       if (pin.rfind("sha256//", 0) == 0) pin.remove_prefix(8);
       if (!isBase64Sha256(pin)) {
-        return invalidArgument(keyLocation(opts, "tls.pin_sha256") +
+        return invalidArgument(opts.locate("tls.pin_sha256") +
                                ": each pin must be the base64 SHA-256 of the server's public key "
                                "(44 characters ending in '='), optionally prefixed sha256// and "
                                "separated by ';'");
@@ -297,13 +292,13 @@ Result<HttpOutputConfig> httpOutputConfigFromOptions(const Options& opts) {
     }
   }
   if (c.cert_file.empty() != c.key_file.empty()) {
-    return invalidArgument(keyLocation(opts, c.cert_file.empty() ? "tls.key_file" : "tls.cert_file") +
+    return invalidArgument(opts.locate(c.cert_file.empty() ? "tls.key_file" : "tls.cert_file") +
                            ": a client certificate needs both tls.cert_file and tls.key_file");
   }
   const bool any_tls = !c.ca_file.empty() || !c.cert_file.empty() || c.insecure_skip_verify ||
                        !c.pin_sha256.empty();
   if (any_tls && !https) {
-    return invalidArgument(keyLocation(opts, "tls") + ": TLS options need an https:// url");
+    return invalidArgument(opts.locate("tls") + ": TLS options need an https:// url");
   }
 
   c.bearer = opts.getString("auth.bearer");
@@ -311,18 +306,18 @@ Result<HttpOutputConfig> httpOutputConfigFromOptions(const Options& opts) {
   c.basic_password = opts.getString("auth.basic.password");
   const bool basic = !c.basic_user.empty() || !c.basic_password.empty();
   if (!c.bearer.empty() && basic) {
-    return invalidArgument(keyLocation(opts, "auth") + ": give either bearer or basic, not both");
+    return invalidArgument(opts.locate("auth") + ": give either bearer or basic, not both");
   }
   if (basic && c.basic_user.empty()) {
-    return invalidArgument(keyLocation(opts, "auth.basic") + ": basic auth needs a user");
+    return invalidArgument(opts.locate("auth.basic") + ": basic auth needs a user");
   }
   if (hasLineBreak(c.bearer)) {
-    return invalidArgument(keyLocation(opts, "auth.bearer") + ": contains a line break");
+    return invalidArgument(opts.locate("auth.bearer") + ": contains a line break");
   }
   if ((!c.bearer.empty() || basic) &&
       std::any_of(c.headers.begin(), c.headers.end(),
                   [](const auto& h) { return iequals(h.first, "Authorization"); })) {
-    return invalidArgument(keyLocation(opts, "headers") +
+    return invalidArgument(opts.locate("headers") +
                            ": an Authorization header and auth cannot both be given");
   }
   if (opts.has("max_bytes_per_s")) c.max_bytes_per_s = opts.getSize("max_bytes_per_s");

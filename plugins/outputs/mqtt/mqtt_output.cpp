@@ -47,11 +47,6 @@ constexpr int kRcPacketTooLarge = 0x95;
 constexpr int kRcPayloadFormatInvalid = 0x99;
 constexpr int kRcFirstError = 0x80;
 
-std::string keyLocation(const Options& opts, std::string_view key) {
-  std::string loc = opts.where(key).describe();
-  return loc.empty() ? std::string(key) : loc;
-}
-
 bool readable(const std::string& path) { return ::access(path.c_str(), R_OK) == 0; }
 
 std::string describeReason(int reason) {
@@ -111,26 +106,26 @@ Result<MqttOutputConfig> mqttOutputConfigFromOptions(const PluginContext& ctx,
   c.output = ctx.name;
   c.broker = opts.getString("broker");
   if (c.broker.empty()) {
-    return invalidArgument(keyLocation(opts, "broker") +
+    return invalidArgument(opts.locate("broker") +
                            ": a broker URI is required, e.g. tcp://broker.local:1883");
   }
   std::string why;
   BrokerAddress address;
   if (!parseBrokerUri(c.broker, &address, &why)) {
-    return invalidArgument(keyLocation(opts, "broker") + ": \"" + c.broker + "\": " + why);
+    return invalidArgument(opts.locate("broker") + ": \"" + c.broker + "\": " + why);
   }
   c.server_uri = address.serverUri();
   c.tls = address.tls;
   c.client_id = opts.getString("client_id");
   if (c.client_id.empty()) c.client_id = "ferry-" + c.agent + "-" + c.output;
   if (c.client_id.size() > 65535) {
-    return invalidArgument(keyLocation(opts, "client_id") + ": longer than 65535 bytes");
+    return invalidArgument(opts.locate("client_id") + ": longer than 65535 bytes");
   }
   if (opts.has("topic")) c.topic = opts.getString("topic");
   // Placeholders expand to agent ids and stream names, which may be long but never hold
   // wildcards by themselves: check the pattern with a harmless stand-in.
   if (!validMqttPublishTopic(expandMqttTopic(c.topic, "a", "s"))) {
-    return invalidArgument(keyLocation(opts, "topic") + ": \"" + c.topic +
+    return invalidArgument(opts.locate("topic") + ": \"" + c.topic +
                            "\" is not a topic one can publish to (empty, or holds '+' or '#')");
   }
   if (opts.has("qos")) c.qos = opts.getString("qos") == "0" ? 0 : 1;
@@ -143,20 +138,20 @@ Result<MqttOutputConfig> mqttOutputConfigFromOptions(const PluginContext& ctx,
   }
   c.envelope_key_file = opts.getString("envelope_key_file");
   if (!c.envelope_key_file.empty() && c.payload != MqttOutputConfig::Payload::kEnvelope) {
-    return invalidArgument(keyLocation(opts, "envelope_key_file") +
+    return invalidArgument(opts.locate("envelope_key_file") +
                            ": only used with payload: envelope");
   }
   if (opts.has("mqtt_version")) c.mqtt_version = opts.getString("mqtt_version") == "3" ? 3 : 5;
   if (opts.has("persistent_session")) c.persistent_session = opts.getBool("persistent_session");
   if (opts.has("keepalive")) c.keepalive = opts.getDuration("keepalive");
   if (c.keepalive < std::chrono::seconds(1) || c.keepalive > std::chrono::seconds(65535)) {
-    return invalidArgument(keyLocation(opts, "keepalive") + ": must be between 1s and 65535s, got " +
+    return invalidArgument(opts.locate("keepalive") + ": must be between 1s and 65535s, got " +
                            formatDuration(c.keepalive));
   }
   c.username = opts.getString("username");
   c.password = opts.getString("password");
   if (!c.password.empty() && c.username.empty()) {
-    return invalidArgument(keyLocation(opts, "password") + ": a password needs a username");
+    return invalidArgument(opts.locate("password") + ": a password needs a username");
   }
   c.ca_file = opts.getString("tls.ca_file");
   c.cert_file = opts.getString("tls.cert_file");
@@ -166,11 +161,11 @@ Result<MqttOutputConfig> mqttOutputConfigFromOptions(const PluginContext& ctx,
   const bool any_tls = !c.ca_file.empty() || !c.cert_file.empty() || !c.key_file.empty() ||
                        c.insecure_skip_verify;
   if (any_tls && !c.tls) {
-    return invalidArgument(keyLocation(opts, "tls") + ": TLS settings given but broker \"" +
+    return invalidArgument(opts.locate("tls") + ": TLS settings given but broker \"" +
                            c.broker + "\" is not ssl:// or mqtts://");
   }
   if (c.cert_file.empty() != c.key_file.empty()) {
-    return invalidArgument(keyLocation(opts, "tls") +
+    return invalidArgument(opts.locate("tls") +
                            ": cert_file and key_file go together (client certificate)");
   }
   return c;
