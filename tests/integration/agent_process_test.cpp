@@ -1,5 +1,7 @@
 // The real ferry binary, started as a user would: config file in, signals sent, files read.
 #include <doctest/doctest.h>
+
+#include <filesystem>
 #include <signal.h>
 
 #include <fstream>
@@ -55,6 +57,30 @@ TEST_SUITE("integration.agent") {
     CHECK(text.find("\"agent\":\"it-gw\"") != std::string::npos);
     CHECK(text.find("\"metric\":\"memory\"") != std::string::npos);
     CHECK(text.find("\"metric\":\"uptime\"") != std::string::npos);
+    // diskio and thermal report what this host has: a record per block device of
+    // /proc/diskstats (loop/ram/zram left out) and per readable thermal zone.
+    bool has_device = false;
+    {
+      std::istringstream stats(readFile("/proc/diskstats"));
+      for (std::string line; std::getline(stats, line);) {
+        std::istringstream fields(line);
+        std::string major, minor, name;
+        fields >> major >> minor >> name;
+        if (!name.empty() && !name.starts_with("loop") && !name.starts_with("ram") && !name.starts_with("zram")) {
+          has_device = true;
+        }
+      }
+    }
+    CHECK((text.find("\"metric\":\"diskio\"") != std::string::npos) == has_device);
+    bool has_zone = false;
+    std::error_code ec;
+    for (const auto& z : std::filesystem::directory_iterator("/sys/class/thermal", ec)) {
+      if (z.path().filename().string().starts_with("thermal_zone") &&
+          !readFile((z.path() / "temp").string()).empty()) {
+        has_zone = true;
+      }
+    }
+    CHECK((text.find("\"metric\":\"thermal\"") != std::string::npos) == has_zone);
 
     auto t0 = std::chrono::steady_clock::now();
     ferry.signal(SIGTERM);
