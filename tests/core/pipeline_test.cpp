@@ -24,14 +24,23 @@ std::vector<BlockRef> readAll(Buffer& buf, const std::string& out) {
   return *r;
 }
 
+// A memory buffer of `limits` with one declared output "o", and its metrics.
+struct OneOutput {
+  explicit OneOutput(BufferLimits limits) : buf(limits, metrics, systemClock()) {
+    std::vector<std::string> outs = {"o"};
+    REQUIRE(buf.setOutputs(outs).isOk());
+  }
+  MetricsRegistry metrics;
+  MemoryBuffer buf;
+};
+
 }  // namespace
 
 TEST_SUITE("core.pipeline") {
   TEST_CASE("records are cut into blocks by count, keep order and carry lineage") {
-    MetricsRegistry metrics;
-    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
-    std::vector<std::string> outs = {"o"};
-    REQUIRE(buf.setOutputs(outs).isOk());
+    OneOutput f({64 << 20, WhenFull::kBlock, {}});
+    auto& metrics = f.metrics;
+    auto& buf = f.buf;
     BatchingOptions opts;
     opts.max_records = 100;
     opts.max_wait = 10s;
@@ -58,10 +67,9 @@ TEST_SUITE("core.pipeline") {
   }
 
   TEST_CASE("blocks are cut by bytes; a record larger than a block travels alone") {
-    MetricsRegistry metrics;
-    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
-    std::vector<std::string> outs = {"o"};
-    REQUIRE(buf.setOutputs(outs).isOk());
+    OneOutput f({64 << 20, WhenFull::kBlock, {}});
+    auto& metrics = f.metrics;
+    auto& buf = f.buf;
     BatchingOptions opts;
     opts.max_bytes = 100;
     opts.max_wait = 10s;
@@ -85,10 +93,9 @@ TEST_SUITE("core.pipeline") {
   }
 
   TEST_CASE("max_wait cuts a partial block without a stop") {
-    MetricsRegistry metrics;
-    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
-    std::vector<std::string> outs = {"o"};
-    REQUIRE(buf.setOutputs(outs).isOk());
+    OneOutput f({64 << 20, WhenFull::kBlock, {}});
+    auto& metrics = f.metrics;
+    auto& buf = f.buf;
     BatchingOptions opts;
     opts.max_wait = 20ms;
     Pipeline p(buf, opts, "gw", 0, metrics, systemClock());
@@ -103,10 +110,9 @@ TEST_SUITE("core.pipeline") {
   }
 
   TEST_CASE("streams of one input go to separate blocks") {
-    MetricsRegistry metrics;
-    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
-    std::vector<std::string> outs = {"o"};
-    REQUIRE(buf.setOutputs(outs).isOk());
+    OneOutput f({64 << 20, WhenFull::kBlock, {}});
+    auto& metrics = f.metrics;
+    auto& buf = f.buf;
     Pipeline p(buf, BatchingOptions{}, "gw", 0, metrics, systemClock());
     Emitter& e = p.emitterFor("mqtt", "mqtt");
     p.start();
@@ -160,10 +166,9 @@ TEST_SUITE("core.pipeline") {
   }
 
   TEST_CASE("a reload hands what the full buffer could not take to the next pipeline") {
-    MetricsRegistry metrics;
-    MemoryBuffer buf({200, WhenFull::kBlock, {}}, metrics, systemClock());
-    std::vector<std::string> outs = {"o"};
-    REQUIRE(buf.setOutputs(outs).isOk());
+    OneOutput f({200, WhenFull::kBlock, {}});
+    auto& metrics = f.metrics;
+    auto& buf = f.buf;
     BatchingOptions opts;
     opts.max_records = 10;
     opts.max_wait = 1ms;
@@ -213,10 +218,9 @@ TEST_SUITE("core.pipeline") {
 
 TEST_SUITE("core.pipeline.emitter") {
   TEST_CASE("tryEmit gives up after its wait when the core is full, and takes records once there is room") {
-    MetricsRegistry metrics;
-    MemoryBuffer buf({200, WhenFull::kBlock, {}}, metrics, systemClock());
-    std::vector<std::string> outs = {"o"};
-    REQUIRE(buf.setOutputs(outs).isOk());
+    OneOutput f({200, WhenFull::kBlock, {}});
+    auto& metrics = f.metrics;
+    auto& buf = f.buf;
     BatchingOptions opts;
     opts.max_records = 10;
     opts.max_wait = 1ms;
@@ -248,10 +252,9 @@ TEST_SUITE("core.pipeline.emitter") {
   }
 
   TEST_CASE("a tracked emit is committed once its block is in the buffer, without waiting for max_wait") {
-    MetricsRegistry metrics;
-    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
-    std::vector<std::string> outs = {"o"};
-    REQUIRE(buf.setOutputs(outs).isOk());
+    OneOutput f({64 << 20, WhenFull::kBlock, {}});
+    auto& metrics = f.metrics;
+    auto& buf = f.buf;
     BatchingOptions opts;
     opts.max_records = 1000;
     opts.max_wait = 10s;  // a tracked emit must not wait for this
@@ -297,10 +300,9 @@ TEST_SUITE("core.pipeline.emitter") {
   }
 
   TEST_CASE("input dead letters are kept in the buffer's queue under input:<name>; drops are counted per reason") {
-    MetricsRegistry metrics;
-    MemoryBuffer buf({64 << 20, WhenFull::kBlock, {}}, metrics, systemClock());
-    std::vector<std::string> outs = {"o"};
-    REQUIRE(buf.setOutputs(outs).isOk());
+    OneOutput f({64 << 20, WhenFull::kBlock, {}});
+    auto& metrics = f.metrics;
+    auto& buf = f.buf;
     Pipeline p(buf, BatchingOptions{}, "gw", 3, metrics, systemClock());
     Emitter& e = p.emitterFor("logs", "app");
     p.start();
@@ -332,10 +334,9 @@ TEST_SUITE("core.pipeline.stop") {
   // (when_full: block, outputs down) is not released by stopInputs(), so Agent::retire's
   // in->join() never returns: SIGTERM hangs (forever while the uplink is down).
   TEST_CASE("stopInputs releases an input waiting in deadLetter while the buffer is full") {
-    MetricsRegistry metrics;
-    MemoryBuffer buf({200, WhenFull::kBlock, {}}, metrics, systemClock());
-    std::vector<std::string> outs = {"o"};
-    REQUIRE(buf.setOutputs(outs).isOk());
+    OneOutput f({200, WhenFull::kBlock, {}});
+    auto& metrics = f.metrics;
+    auto& buf = f.buf;
     BatchingOptions opts;
     opts.max_records = 10;
     opts.max_wait = 1ms;
@@ -372,10 +373,9 @@ TEST_SUITE("core.pipeline.stop") {
   // dropped (too_large), waitCommitted reports kIoError for records that never existed: http
   // answers 503 and the client resends, until some other block is cut.
   TEST_CASE("a tracked emit of an all-filtered batch is not failed by someone else's dropped block") {
-    MetricsRegistry metrics;
-    MemoryBuffer buf({200, WhenFull::kBlock, {}}, metrics, systemClock());
-    std::vector<std::string> outs = {"o"};
-    REQUIRE(buf.setOutputs(outs).isOk());
+    OneOutput f({200, WhenFull::kBlock, {}});
+    auto& metrics = f.metrics;
+    auto& buf = f.buf;
     Pipeline p(buf, BatchingOptions{}, "gw", 0, metrics, systemClock());
     Emitter& big = p.emitterFor("big", "big");
     Emitter& e = p.emitterFor("push", "push");
